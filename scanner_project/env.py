@@ -1,0 +1,136 @@
+"""Environment parsing that names the variable and value when either is wrong.
+
+django-environ does the casting; this module only turns its bare ``ValueError``
+("invalid literal for int()") into a start-up error an operator can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zoneinfo
+from pathlib import Path
+from urllib.parse import quote
+from typing import Any, Callable
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+_UNSET = object()
+
+
+def _invalid(name: str, reason: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={env.str(name, default='')!r} is invalid: {reason}")
+
+
+def _cast(name: str, reader: Callable[..., Any], default: Any, kind: str) -> Any:
+    try:
+        return reader(name, default=default)
+    except (ValueError, TypeError) as exc:
+        raise _invalid(name, f"expected {kind} ({exc})") from None
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _cast(name, env.int, default, "an integer")
+    if minimum is not None and value < minimum:
+        raise _invalid(name, f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise _invalid(name, f"must be at most {maximum}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    value = _cast(name, env.float, default, "a number")
+    if minimum is not None and value < minimum:
+        raise _invalid(name, f"must be at least {minimum}")
+    return value
+
+
+_TRUE = {"true", "on", "ok", "y", "yes", "1"}
+_FALSE = {"false", "off", "n", "no", "0", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    # django-environ reads any unknown word as False; a typo such as
+    # JOB_COALESCE=ture must stop start-up instead of silently flipping the flag.
+    raw = env.str(name, default=_UNSET)
+    if raw is _UNSET:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise _invalid(name, "expected true or false")
+
+
+def env_str(name: str, default: str = "") -> str:
+    return env.str(name, default=default)
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    return env.list(name, default=default)
+
+
+def env_timezone(name: str, default: str) -> str:
+    value = env_str(name, default)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _invalid(name, "not an IANA time zone such as Europe/Berlin") from None
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise _invalid(name, f"expected one of {', '.join(choices)}")
+    return value
+
+
+def env_database(name: str, default: str) -> dict[str, Any]:
+    try:
+        config = env.db_url(name, default=default)
+    except (ValueError, KeyError, ImproperlyConfigured) as exc:
+        raise _invalid(name, f"not a database URL ({exc})") from None
+    if config.get("ENGINE") not in _SUPPORTED_ENGINES:
+        raise _invalid(name, "not a database URL (use postgresql://user:password@host:5432/name or sqlite:///path)")
+    return config
+
+
+_SUPPORTED_ENGINES = ("django.db.backends.postgresql", "django.db.backends.sqlite3")
+
+
+def redis_url() -> str:
+    """REDIS_URL, or one built from the original design's REDIS_HOST/PORT/DB/PASSWORD.
+
+    Empty when neither is set: the embedded default runs without Redis.
+    """
+    url = env_str("REDIS_URL")
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise _invalid("REDIS_URL", "expected redis://host:port/db")
+        return url
+    host = env_str("REDIS_HOST")
+    if not host:
+        return ""
+    port = env_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
+    db = env_int("REDIS_DB", 0, minimum=0)
+    password = env_str("REDIS_PASSWORD")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
+
+
+def local_secret_key(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key

@@ -1,0 +1,188 @@
+"""Settings, read from the environment (12-factor).
+
+With no environment at all this is the embedded default: SQLite, no Redis, one
+scheduler instance. DATABASE_URL and REDIS_URL (or REDIS_HOST...) make it the
+production setup. Every variable of the original design keeps its meaning.
+"""
+
+from pathlib import Path
+
+from .env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    env_timezone,
+    local_secret_key,
+    redis_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+# Production sets SECRET_KEY. The embedded default must not ship a fixed,
+# guessable key, and a random one per process would log users out on every
+# restart, so it keeps a generated key in a private file beside the project.
+SECRET_KEY = env_str("SECRET_KEY") or local_secret_key(BASE_DIR / ".secret_key")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "history",
+    "schedules",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scanner_project.urls"
+WSGI_APPLICATION = "scanner_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 1, minimum=0)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1)
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5, minimum=1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's own psycopg pool (the original design: 1 to 10 connections per
+    # process). A pool needs CONN_MAX_AGE=0; connections go back on close.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "pool": {
+                "min_size": DB_POOL_MIN_SIZE,
+                "max_size": DB_POOL_MAX_SIZE,
+                "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=0.1),
+            },
+            "connect_timeout": DB_CONNECT_TIMEOUT,
+        }
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Scheduler threads and the web process write concurrently; wait rather than
+    # fail with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis ----------------------------------------------------------------
+REDIS_URL = redis_url()
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50, minimum=1)
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 2.0, minimum=0.05)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "CONNECTION_POOL_KWARGS": {
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                    "health_check_interval": 30,
+                },
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Scheduler (names and defaults of the original design) ----------------
+MAX_WORKERS = env_int("MAX_WORKERS", 5, minimum=1, maximum=500)
+JOB_REPLACE_EXISTING_INSTANCE = env_bool("JOB_REPLACE_EXISTING_INSTANCE", True)
+JOB_MAX_INSTANCES = env_int("JOB_MAX_INSTANCES", 1, minimum=1)
+JOB_COALESCE = env_bool("JOB_COALESCE", True)
+JOB_MISFIRE_GRACE_TIME = env_int("JOB_MISFIRE_GRACE_TIME", 300, minimum=1)
+LOCK_TIMEOUT = env_float("LOCK_TIMEOUT", 60.0, minimum=0.3)
+SCHEDULE_CHECK_INTERVAL = env_float("SCHEDULE_CHECK_INTERVAL", 60.0, minimum=0.1)
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0)
+SCHEDULER_INSTANCE_ID = env_str("SCHEDULER_INSTANCE_ID")  # default: host-pid, set at start
+INSTANCE_STALE_SECONDS = env_float("INSTANCE_STALE_SECONDS", 15.0, minimum=1)
+
+# --- Scans ----------------------------------------------------------------
+SCAN_API_URL = env_str("SCAN_API_URL")
+SCAN_API_TOKEN = env_str("SCAN_API_TOKEN")
+SCAN_RUNNER = env_str("SCAN_RUNNER")
+SCAN_RETRY_BACKOFF = env_float("SCAN_RETRY_BACKOFF", 2.0, minimum=0)
+SCAN_DEADLINE = env_float("SCAN_DEADLINE", 120.0, minimum=1)
+PROBE_ALLOW_PRIVATE = env_bool("PROBE_ALLOW_PRIVATE", False)
+HTTP_MAX_RESPONSE_BYTES = env_int("HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024, minimum=1024)
+
+# --- Upstream schedule API ------------------------------------------------
+API_URL = env_str("API_URL")
+API_TOKEN = env_str("API_TOKEN")
+REQUEST_TIMEOUT = env_float("REQUEST_TIMEOUT", 10.0, minimum=0.1)
+ENABLE_API_SYNC = env_bool("ENABLE_API_SYNC", False)
+API_SYNC_INTERVAL = env_float("API_SYNC_INTERVAL", 300.0, minimum=1)
+
+# --- History, metrics -----------------------------------------------------
+HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
+
+# --- Locale ---------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_timezone("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+
+# --- Security (production values via the environment; see README) ---------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging --------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        # The original design's format.
+        "text": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"},
+        "json": {"()": "scanner_project.logformat.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # APScheduler logs every run at INFO; our own job lines say more.
+        "apscheduler": {"level": "WARNING"},
+    },
+}

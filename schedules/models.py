@@ -1,0 +1,181 @@
+import uuid
+from datetime import datetime
+
+from apscheduler.triggers.base import BaseTrigger
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from .triggers import FREQUENCIES, TimeConfigError, build_trigger, describe, next_fire_times
+from .validators import validate_domain, validate_domain_config_id
+
+
+def _default_timezone() -> str:
+    return settings.TIME_ZONE
+
+
+class ScanProfile(models.Model):
+    """Scan settings shared by many schedules. A schedule's own settings win."""
+
+    profile_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    max_pages = models.PositiveIntegerField(default=50)
+    scan_depth = models.PositiveIntegerField(default=5)
+    max_retries = models.PositiveIntegerField(default=3)
+    allow_deep_scan = models.BooleanField(default=False)
+    custom_pages = models.JSONField(default=list, blank=True, help_text='Paths such as ["/privacy"]')
+    accept_selector = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        db_table = "scan_profiles"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if not isinstance(self.custom_pages, list) or not all(
+            isinstance(p, str) and p.startswith("/") for p in self.custom_pages
+        ):
+            raise ValidationError(
+                {"custom_pages": f"custom_pages: {self.custom_pages!r} must be a list of paths starting with /"}
+            )
+
+    def as_scan_settings(self) -> dict:
+        """This profile in the upstream API's key names (what runners receive)."""
+        return {
+            "maxPages": self.max_pages,
+            "scanDepth": self.scan_depth,
+            "maxRetries": self.max_retries,
+            "allow_deep_scan": self.allow_deep_scan,
+            "customPages": list(self.custom_pages),
+            "accept_selector": self.accept_selector,
+        }
+
+
+SCAN_SETTING_KEYS = (
+    "description",
+    "allow_deep_scan",
+    "maxPages",
+    "scanDepth",
+    "maxRetries",
+    "customPages",
+    "accept_selector",
+)
+
+
+class Schedule(models.Model):
+    class Frequency(models.TextChoices):
+        HOURLY = "hourly"
+        DAILY = "daily"
+        WEEKLY = "weekly"
+        MONTHLY = "monthly"
+        CRON = "cron"
+        INTERVAL = "interval"
+        ONCE = "once"
+
+    schedule_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    domain_config_id = models.CharField(max_length=255, unique=True, validators=[validate_domain_config_id])
+    domain = models.CharField(max_length=255, validators=[validate_domain], db_index=True)
+    profile = models.ForeignKey(
+        ScanProfile, null=True, blank=True, on_delete=models.SET_NULL, db_column="profile_id", related_name="schedules"
+    )
+    frequency = models.CharField(max_length=50, choices=Frequency.choices)
+    time_config = models.JSONField(
+        default=dict,
+        help_text='daily: {"hour": 2, "minute": 0}; weekly: {"day": "monday", "hour": 2, "minute": 0}; '
+        'monthly: {"day": 1 or "last", ...}; hourly: {"minute": 5}; cron: {"expression": "*/15 * * * *"}; '
+        'interval: {"minutes": 30}; once: {"at": "2026-12-01T02:00:00"}',
+    )
+    timezone = models.CharField(max_length=64, default=_default_timezone, help_text="IANA zone, e.g. Europe/Berlin")
+    scan_settings = models.JSONField(
+        default=dict, blank=True, help_text="The domain's scan settings as the upstream API sends them"
+    )
+    enabled = models.BooleanField(default=True, db_index=True)
+    next_run = models.DateTimeField(null=True, blank=True)
+    last_run = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=50, blank=True, db_index=True)
+    edited_manually = models.BooleanField(
+        default=False, help_text="Edited by hand; the API import leaves it alone unless forced"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        db_table = "schedules"
+        ordering = ["domain", "domain_config_id"]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.domain_config_id})"
+
+    def clean(self):
+        if self.frequency not in FREQUENCIES:
+            raise ValidationError({"frequency": f"frequency: {self.frequency!r} is not one of {', '.join(FREQUENCIES)}"})
+        try:
+            build_trigger(self.frequency, self.time_config, self.timezone)
+        except TimeConfigError as exc:
+            field = exc.field.split(".")[0]
+            raise ValidationError({field: str(exc)}) from None
+        if not isinstance(self.scan_settings, dict):
+            raise ValidationError({"scan_settings": f"scan_settings: {self.scan_settings!r} is not an object"})
+
+    def save(self, *args, **kwargs):
+        # next_run is derived; keep it true whenever the whole row is written.
+        if kwargs.get("update_fields") is None:
+            self.next_run = self.compute_next_run()
+        super().save(*args, **kwargs)
+
+    @property
+    def trigger(self) -> BaseTrigger:
+        return build_trigger(self.frequency, self.time_config, self.timezone)
+
+    def upcoming_runs(self, *, count: int = 5, now: datetime | None = None) -> list[datetime]:
+        return next_fire_times(self.trigger, count=count, now=now or timezone.now())
+
+    def compute_next_run(self, *, now: datetime | None = None) -> datetime | None:
+        if not self.enabled:
+            return None
+        try:
+            upcoming = self.upcoming_runs(count=1, now=now)
+        except TimeConfigError:
+            return None
+        return upcoming[0] if upcoming else None
+
+    @property
+    def description(self) -> str:
+        return describe(self.frequency, self.time_config, self.timezone)
+
+    @property
+    def job_id(self) -> str:
+        return f"schedule:{self.schedule_id}"
+
+    def effective_scan_settings(self) -> dict:
+        """Profile settings overlaid by the schedule's own (what the runner gets)."""
+        merged = self.profile.as_scan_settings() if self.profile_id and self.profile else {}
+        merged.update(self.scan_settings or {})
+        return merged
+
+
+class SchedulerInstance(models.Model):
+    """The heartbeat record of one running ``runscheduler`` process."""
+
+    instance_id = models.CharField(max_length=255, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    jobs_loaded = models.PositiveIntegerField(default=0)
+    running_now = models.PositiveIntegerField(default=0)
+    status = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "scheduler_instances"
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return self.instance_id

@@ -1,0 +1,1 @@
+"""Change notices for running schedulers (filled in by the live-changes work)."""

@@ -1,0 +1,256 @@
+"""From a schedule's frequency and time_config to an APScheduler trigger.
+
+All date arithmetic is APScheduler's. This module only validates the stored
+shape (with errors that name the field and the value) and picks the trigger.
+Triggers are pure: the same (frequency, time_config, timezone) gives the same
+fire times on every instance, which is what lets instances agree on slots.
+"""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from datetime import datetime, timedelta, timezone as dt_timezone
+from functools import lru_cache
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAY_ABBR = {name: name[:3] for name in WEEKDAYS}
+
+# Interval slots are counted from a fixed epoch, not from the moment a process
+# loaded the job: every instance then computes the same slots.
+INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
+_INTERVAL_UNITS = ("seconds", "minutes", "hours")
+_ALLOWED_KEYS = {
+    "hourly": {"minute"},
+    "daily": {"hour", "minute"},
+    "weekly": {"day", "days", "hour", "minute"},
+    "monthly": {"day", "hour", "minute"},
+    "cron": {"expression"},
+    "interval": set(_INTERVAL_UNITS),
+    "once": {"at"},
+}
+
+
+class WallClockCronTrigger(CronTrigger):
+    """A CronTrigger that fires once per wall-clock time.
+
+    On the day clocks fall back, 02:30 happens twice; CronTrigger fires at both.
+    A daily, weekly or monthly scan should run once, so the repeat (fold=1) of
+    the wall time just fired is skipped. APScheduler still does the arithmetic.
+    """
+
+    def get_next_fire_time(self, previous_fire_time, now):
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        if (
+            fire is not None
+            and previous_fire_time is not None
+            and fire.fold == 1
+            and fire.replace(tzinfo=None) == previous_fire_time.astimezone(fire.tzinfo).replace(tzinfo=None)
+        ):
+            fire = super().get_next_fire_time(fire, fire.astimezone(dt_timezone.utc) + timedelta(microseconds=1))
+        return fire
+
+
+class TimeConfigError(ValueError):
+    """A frequency or time_config that cannot become a trigger.
+
+    ``field`` is the path of the bad value (``time_config.hour``) so that forms
+    and importers can attach the message where it belongs.
+    """
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _int_field(config: dict, key: str, low: int, high: int) -> int:
+    if key not in config:
+        raise TimeConfigError(f"time_config.{key}", f"is required (an integer {low}-{high})")
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TimeConfigError(f"time_config.{key}", f"{value!r} is not an integer {low}-{high}")
+    if not low <= value <= high:
+        raise TimeConfigError(f"time_config.{key}", f"{value!r} is out of range {low}-{high}")
+    return value
+
+
+def _weekdays(config: dict) -> list[str]:
+    if "day" in config and "days" in config:
+        raise TimeConfigError("time_config.days", "give either day or days, not both")
+    key = "days" if "days" in config else "day"
+    raw = config.get(key)
+    if raw is None:
+        raise TimeConfigError("time_config.day", "is required (monday..sunday)")
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise TimeConfigError(f"time_config.{key}", "needs at least one weekday")
+    days = []
+    for item in items:
+        if not isinstance(item, str) or item.strip().lower() not in WEEKDAYS:
+            raise TimeConfigError(f"time_config.{key}", f"{item!r} is not a weekday (monday..sunday)")
+        days.append(item.strip().lower())
+    return days
+
+
+def _month_day(config: dict) -> int | str:
+    if "day" not in config:
+        raise TimeConfigError("time_config.day", 'is required (1-31 or "last")')
+    value = config["day"]
+    if value == "last":
+        return "last"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 31:
+        raise TimeConfigError("time_config.day", f'{value!r} is not a day of month (1-31 or "last")')
+    return value
+
+
+def _interval(config: dict) -> dict[str, int]:
+    units = {key: config[key] for key in _INTERVAL_UNITS if key in config}
+    if not units:
+        raise TimeConfigError("time_config", "interval needs one of seconds, minutes, hours")
+    for key, value in units.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TimeConfigError(f"time_config.{key}", f"{value!r} is not a non-negative integer")
+    if timedelta(**units).total_seconds() < 1:
+        raise TimeConfigError("time_config", "interval must be at least 1 second")
+    return units
+
+
+def _cron_expression(config: dict, tz: zoneinfo.ZoneInfo) -> CronTrigger:
+    expression = config.get("expression")
+    if not isinstance(expression, str) or not expression.strip():
+        raise TimeConfigError("time_config.expression", f"{expression!r} is not a crontab expression")
+    if len(expression.split()) != 5:
+        raise TimeConfigError(
+            "time_config.expression",
+            f"{expression!r} has {len(expression.split())} fields; a crontab has five "
+            "(minute hour day month weekday)",
+        )
+    try:
+        return CronTrigger.from_crontab(expression, timezone=tz)
+    except ValueError as exc:
+        raise TimeConfigError("time_config.expression", f"{expression!r}: {exc}") from None
+
+
+def _once(config: dict, tz: zoneinfo.ZoneInfo) -> DateTrigger:
+    raw = config.get("at")
+    if not isinstance(raw, str):
+        raise TimeConfigError("time_config.at", f"{raw!r} is not an ISO-8601 date and time")
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise TimeConfigError("time_config.at", f"{raw!r} is not an ISO-8601 date and time") from None
+    return DateTrigger(run_date=when, timezone=tz)
+
+
+def parse_timezone(name: Any) -> zoneinfo.ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise TimeConfigError("timezone", f"{name!r} is not an IANA time zone")
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise TimeConfigError("timezone", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+
+
+def build_trigger(frequency: str, time_config: Any, timezone: str) -> BaseTrigger:
+    """The one place where a schedule becomes a trigger. Raises TimeConfigError."""
+    if frequency not in FREQUENCIES:
+        raise TimeConfigError("frequency", f"{frequency!r} is not one of {', '.join(FREQUENCIES)}")
+    if not isinstance(time_config, dict):
+        raise TimeConfigError("time_config", f"{time_config!r} is not an object")
+    unknown = sorted(set(time_config) - _ALLOWED_KEYS[frequency])
+    if unknown:
+        raise TimeConfigError(f"time_config.{unknown[0]}", f"is not a setting of a {frequency} schedule")
+    tz = parse_timezone(timezone)
+    if frequency == "hourly":
+        return CronTrigger(minute=_int_field(time_config, "minute", 0, 59), timezone=tz)
+    if frequency == "daily":
+        return WallClockCronTrigger(
+            hour=_int_field(time_config, "hour", 0, 23),
+            minute=_int_field(time_config, "minute", 0, 59),
+            timezone=tz,
+        )
+    if frequency == "weekly":
+        return WallClockCronTrigger(
+            day_of_week=",".join(_WEEKDAY_ABBR[d] for d in _weekdays(time_config)),
+            hour=_int_field(time_config, "hour", 0, 23),
+            minute=_int_field(time_config, "minute", 0, 59),
+            timezone=tz,
+        )
+    if frequency == "monthly":
+        return WallClockCronTrigger(
+            day=_month_day(time_config),
+            hour=_int_field(time_config, "hour", 0, 23),
+            minute=_int_field(time_config, "minute", 0, 59),
+            timezone=tz,
+        )
+    if frequency == "cron":
+        return _cron_expression(time_config, tz)
+    if frequency == "interval":
+        return IntervalTrigger(**_interval(time_config), start_date=INTERVAL_EPOCH, timezone=tz)
+    return _once(time_config, tz)
+
+
+@lru_cache(maxsize=4096)
+def _shared_trigger(frequency: str, config_key: str, timezone: str) -> BaseTrigger:
+    return build_trigger(frequency, json.loads(config_key), timezone)
+
+
+def shared_trigger(frequency: str, time_config: dict, timezone: str) -> BaseTrigger:
+    """build_trigger, with equal triggers shared between jobs.
+
+    APScheduler triggers hold no state between calls, so 100,000 daily schedules
+    at a handful of distinct times need only a handful of trigger objects.
+    """
+    return _shared_trigger(frequency, json.dumps(time_config, sort_keys=True), timezone)
+
+
+def next_fire_times(trigger: BaseTrigger, *, count: int, now: datetime) -> list[datetime]:
+    """The next ``count`` fire times strictly after ``now`` (the clock is an input)."""
+    times: list[datetime] = []
+    previous = None
+    # Step in UTC: adding to a local time is wall-clock arithmetic and loses
+    # the fold that tells the two 02:30s of a fall-back night apart.
+    cursor = now.astimezone(dt_timezone.utc) + timedelta(microseconds=1)
+    while len(times) < count:
+        fire = trigger.get_next_fire_time(previous, cursor)
+        if fire is None:
+            break
+        if fire > now:  # a DateTrigger answers its date even when it has passed
+            times.append(fire)
+        previous = fire
+        cursor = fire.astimezone(dt_timezone.utc) + timedelta(microseconds=1)
+    return times
+
+
+def describe(frequency: str, time_config: dict, timezone: str) -> str:
+    """The schedule in words, for admin lists: "Daily at 02:00 Europe/Berlin"."""
+    config = time_config if isinstance(time_config, dict) else {}
+    hm = f"{config.get('hour', 0):02}:{config.get('minute', 0):02}" if isinstance(config.get("hour", 0), int) else "?"
+    if frequency == "hourly":
+        return f"Hourly at minute {config.get('minute', '?')}"
+    if frequency == "daily":
+        return f"Daily at {hm} {timezone}"
+    if frequency == "weekly":
+        days = config.get("days") or [config.get("day", "?")]
+        names = ", ".join(str(d).capitalize() for d in days)
+        return f"Weekly on {names} at {hm} {timezone}"
+    if frequency == "monthly":
+        day = config.get("day", "?")
+        day_words = "the last day" if day == "last" else f"day {day}"
+        return f"Monthly on {day_words} at {hm} {timezone}"
+    if frequency == "cron":
+        return f"Cron {config.get('expression', '?')} {timezone}"
+    if frequency == "interval":
+        parts = [f"{config[k]} {k}" for k in _INTERVAL_UNITS if config.get(k)]
+        return "Every " + " ".join(parts) if parts else "Every ?"
+    if frequency == "once":
+        return f"Once at {config.get('at', '?')} {timezone}"
+    return frequency

@@ -1,0 +1,56 @@
+import os
+
+import pytest
+from django.conf import settings
+
+
+def pytest_configure(config):
+    # The suite is only honest against the real services: never fall back.
+    missing = []
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        missing.append("DATABASE_URL (PostgreSQL)")
+    if not os.environ.get("REDIS_URL"):
+        missing.append("REDIS_URL")
+    if missing:
+        pytest.exit(
+            f"tests need {' and '.join(missing)}; run them with scripts/test.sh, which starts both", returncode=2
+        )
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").flushdb()
+    yield
+
+
+@pytest.fixture
+def redis_client():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+@pytest.fixture
+def make_schedule(db):
+    from schedules.models import Schedule
+
+    counter = iter(range(1, 10**6))
+
+    def make(**fields):
+        n = next(counter)
+        fields.setdefault("domain_config_id", f"cfg-{n}")
+        fields.setdefault("domain", f"site{n}.example.com")
+        fields.setdefault("frequency", "daily")
+        fields.setdefault("time_config", {"hour": 2, "minute": 0})
+        schedule = Schedule(**fields)
+        schedule.full_clean()
+        schedule.save()
+        return schedule
+
+    return make
+
+
+def pytest_report_header(config):
+    return [f"database: {settings.DATABASES['default']['ENGINE']}", f"redis: {bool(settings.REDIS_URL)}"]
