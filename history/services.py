@@ -81,7 +81,7 @@ def claim_slot(
     return execution_id if won else None
 
 
-def record_missed_slot(
+def record_unrun_slot(
     *,
     schedule_id: uuid.UUID,
     domain: str,
@@ -89,8 +89,10 @@ def record_missed_slot(
     scheduled_for: datetime,
     instance_id: str,
     reason: str,
+    status: str = ExecutionStatus.MISSED,
 ) -> bool:
-    """Record a slot nobody ran in time, unless some instance claimed it."""
+    """Record a slot that will not run (missed, or skipped for an overlap),
+    unless some instance claimed it."""
     now = timezone.now()
     return _insert_slot_row(
         values={
@@ -99,7 +101,7 @@ def record_missed_slot(
             "job_id": f"schedule:{schedule_id}",
             "domain": domain,
             "domain_config_id": domain_config_id,
-            "status": ExecutionStatus.MISSED,
+            "status": status,
             "trigger": ExecutionTrigger.SCHEDULED,
             "scheduled_for": scheduled_for,
             "started_at": now,

@@ -91,7 +91,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def env_database(name: str, default: str) -> dict[str, Any]:
     try:
-        config = env.db_url(name, default=default)
+        config = env.db_url_config(env_str(name) or default)
     except (ValueError, KeyError, ImproperlyConfigured) as exc:
         raise _invalid(name, f"not a database URL ({exc})") from None
     if config.get("ENGINE") not in _SUPPORTED_ENGINES:

@@ -78,6 +78,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's own psycopg pool (the original design: 1 to 10 connections per
     # process). A pool needs CONN_MAX_AGE=0; connections go back on close.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # After a PostgreSQL restart the pool must not hand out dead connections:
+    # Django then checks each one as it is taken from the pool.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "pool": {
@@ -136,6 +139,7 @@ SCAN_RUNNER = env_str("SCAN_RUNNER")
 SCAN_RETRY_BACKOFF = env_float("SCAN_RETRY_BACKOFF", 2.0, minimum=0)
 SCAN_DEADLINE = env_float("SCAN_DEADLINE", 120.0, minimum=1)
 PROBE_ALLOW_PRIVATE = env_bool("PROBE_ALLOW_PRIVATE", False)
+PROBE_SCHEME = env_choice("PROBE_SCHEME", "https", ("https", "http"))
 HTTP_MAX_RESPONSE_BYTES = env_int("HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024, minimum=1024)
 
 # --- Upstream schedule API ------------------------------------------------
@@ -148,6 +152,7 @@ API_SYNC_INTERVAL = env_float("API_SYNC_INTERVAL", 300.0, minimum=1)
 # --- History, metrics -----------------------------------------------------
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
+METRICS_ADDR = env_str("METRICS_ADDR", "0.0.0.0")
 
 # --- Locale ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,220 @@
+"""One run of one slot: claim, lock, scan, record.
+
+Every instance fires every slot; the INSERT of the slot's history row decides
+which one runs it. The Redis lock then only keeps runs of the same schedule
+from overlapping (a long scan still going when its next slot comes).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from history import services as history
+from history.models import ExecutionStatus
+from scanner_project import metrics
+
+from .jobs import JobSpec
+from .locks import HeldLock, LockBackendDown
+from .models import Schedule
+from .runners import ScanRequest, run_with_retries
+from .triggers import next_fire_times, shared_trigger
+
+logger = logging.getLogger("schedules.execution")
+
+CLAIM_RETRY_FIRST = 0.25
+CLAIM_RETRY_MAX = 5.0
+
+
+class OutageLog:
+    """Logs a warning when a dependency goes away and once when it is back:
+    one line per outage, not one per run."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._down = False
+        self._mutex = threading.Lock()
+
+    def down(self, error: BaseException, consequence: str) -> None:
+        with self._mutex:
+            first, self._down = not self._down, True
+        if first:
+            logger.warning("%s unavailable (%s); %s", self.name, error, consequence)
+
+    def up(self) -> None:
+        if self._down:
+            with self._mutex:
+                was, self._down = self._down, False
+            if was:
+                logger.warning("%s is back", self.name)
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+
+@dataclass
+class RunningScan:
+    execution_id: uuid.UUID
+    schedule_id: uuid.UUID
+    lock: HeldLock | None
+
+
+@dataclass
+class RunContext:
+    """What a slot run needs from its instance."""
+
+    instance_id: str
+    locks: object
+    runner: Callable
+    stop: threading.Event
+    misfire_grace: float
+    retry_backoff: float
+    stale_after: timedelta
+    redis_outage: OutageLog
+    db_outage: OutageLog
+    running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)
+    running_mutex: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] = timezone.now
+
+
+def _log_extra(ctx: RunContext, spec: JobSpec, execution_id=None, scheduled_for=None) -> dict:
+    return {"extra": {"schedule_id": spec.schedule_id, "execution_id": execution_id,
+                      "instance_id": ctx.instance_id, "scheduled_for": scheduled_for}}
+
+
+def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> uuid.UUID | None | bool:
+    """The claim, retried with backoff while PostgreSQL is away, until the
+    slot's grace time runs out. Returns the id, None (lost), or False (gave up)."""
+    give_up_at = scheduled_for + timedelta(seconds=ctx.misfire_grace)
+    wait = CLAIM_RETRY_FIRST
+    while True:
+        try:
+            execution_id = history.claim_slot(
+                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                scheduled_for=scheduled_for, instance_id=ctx.instance_id, started_at=ctx.clock(),
+            )
+            ctx.db_outage.up()
+            return execution_id
+        except DatabaseError as exc:
+            ctx.db_outage.down(exc, "slots are retried until their grace time runs out")
+            close_old_connections()
+            if ctx.clock() + timedelta(seconds=wait) > give_up_at or ctx.stop.wait(wait):
+                return False
+            wait = min(wait * 2, CLAIM_RETRY_MAX)
+
+
+def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str | None:
+    """Returns the final status of the run this instance made, or None."""
+    claimed = claim_with_retry(ctx, spec, scheduled_for)
+    if claimed is False:
+        logger.warning("Slot %s of %s missed: database unavailable past its grace time", scheduled_for,
+                       spec.job_id, **_log_extra(ctx, spec, scheduled_for=scheduled_for))
+        return ExecutionStatus.MISSED
+    if claimed is None:
+        metrics.CLAIM_LOSSES.inc()
+        logger.debug("Slot %s of %s claimed by another instance", scheduled_for, spec.job_id)
+        return None
+    metrics.SLOT_START_DELAY.observe(max((ctx.clock() - scheduled_for).total_seconds(), 0.0))
+    return execute(ctx, spec, claimed, scheduled_for=scheduled_for, trigger="scheduled")
+
+
+def _take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple[bool, HeldLock | None, str]:
+    """(may run, lock, reason). Without Redis, overlap is checked in the database."""
+    try:
+        held = ctx.locks.acquire(spec.schedule_id)
+        if held is None and not history.has_live_run(
+            schedule_id=spec.schedule_id, stale_after=ctx.stale_after, exclude=execution_id
+        ):
+            # The holder's run stopped beating (its process was killed): the
+            # lock is stale, not busy.
+            ctx.locks.break_stale(spec.schedule_id)
+            held = ctx.locks.acquire(spec.schedule_id)
+        ctx.redis_outage.up()
+    except LockBackendDown as exc:
+        ctx.redis_outage.down(exc, "running on the database claim alone")
+        if history.has_live_run(schedule_id=spec.schedule_id, stale_after=ctx.stale_after, exclude=execution_id):
+            return False, None, "a previous run of this schedule is still running (checked in the database)"
+        return True, None, ""
+    if held is None:
+        return False, None, f"lock lock:schedule:{spec.schedule_id} is held: a previous run is still running"
+    return True, held, ""
+
+
+def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for, trigger: str) -> str:
+    started_at = ctx.clock()
+    extra = _log_extra(ctx, spec, execution_id, scheduled_for)
+    may_run, held, reason = _take_lock(ctx, spec, execution_id)
+    metadata = {"instance_id": ctx.instance_id, "trigger": trigger, "lock": ctx.locks.backend if held else "none"}
+    if not may_run:
+        metrics.LOCK_CONTENTION.inc()
+        metadata["reason"] = reason
+        _finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, started_at, metadata=metadata, error_message=reason)
+        logger.info("Skipped %s for %s: %s", spec.job_id, spec.domain, reason, **extra)
+        return ExecutionStatus.SKIPPED
+    with ctx.running_mutex:
+        ctx.running[execution_id] = RunningScan(execution_id, spec.schedule_id, held)
+    logger.info("Running %s for %s (slot %s)", spec.job_id, spec.domain, scheduled_for, **extra)
+    try:
+        request = ScanRequest(
+            schedule_id=spec.schedule_id, execution_id=execution_id, domain=spec.domain,
+            domain_config_id=spec.domain_config_id, scheduled_for=scheduled_for,
+            scan_settings=spec.scan_settings, trigger=trigger,
+        )
+        outcome = run_with_retries(runner=ctx.runner, request=request, max_retries=spec.max_retries,
+                                   backoff=ctx.retry_backoff, stop=ctx.stop)
+    finally:
+        with ctx.running_mutex:
+            ctx.running.pop(execution_id, None)
+        if held is not None:
+            ctx.locks.release(held)
+    metadata["attempts"] = outcome.attempts
+    if held is not None and held.lost:
+        metrics.LOCKS_LOST.inc()
+        metadata["lock_lost"] = held.lost_reason
+    if outcome.result is not None:
+        metadata.update(outcome.result.metadata)
+        status = ExecutionStatus.SUCCESS
+        _finish(ctx, spec, execution_id, status, started_at, metadata=metadata, scan_id=outcome.result.scan_id)
+        logger.info("Finished %s for %s: success", spec.job_id, spec.domain, **extra)
+    else:
+        status = ExecutionStatus.FAILED
+        _finish(ctx, spec, execution_id, status, started_at, metadata=metadata,
+                error_message=f"{type(outcome.error).__name__}: {outcome.error}", error_details=outcome.error_details)
+        logger.warning("Finished %s for %s: failed: %s", spec.job_id, spec.domain, outcome.error, **extra)
+    return status
+
+
+def _finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **fields) -> None:
+    completed_at = ctx.clock()
+    for attempt in range(20):
+        try:
+            written = history.finish_execution(execution_id=execution_id, status=status, started_at=started_at,
+                                               completed_at=completed_at, **fields)
+            if written:
+                Schedule.objects.filter(schedule_id=spec.schedule_id).update(
+                    last_run=started_at, last_status=status, next_run=_next_run(spec, ctx.clock())
+                )
+            break
+        except DatabaseError as exc:
+            # The scan is done; losing its record would hide it. Keep trying a
+            # while (the row stays `running` and is marked abandoned otherwise).
+            ctx.db_outage.down(exc, "finished runs are recorded when it returns")
+            close_old_connections()
+            if ctx.stop.wait(min(0.5 * 2**attempt, 5.0)) and attempt > 3:
+                return
+    metrics.EXECUTIONS.labels(status=status, trigger=fields.get("metadata", {}).get("trigger", "scheduled")).inc()
+    if status in (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED):
+        metrics.EXECUTION_DURATION.observe(max((completed_at - started_at).total_seconds(), 0.0))
+
+
+def _next_run(spec: JobSpec, now: datetime) -> datetime | None:
+    upcoming = next_fire_times(shared_trigger(spec.frequency, spec.time_config, spec.timezone), count=1, now=now)
+    return upcoming[0] if upcoming else None

@@ -1,0 +1,47 @@
+"""Heartbeat records of running scheduler instances (for admin and /healthz)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from .models import SchedulerInstance
+
+# Small deployments (and the tests) can read an instance's loaded jobs from its
+# record; past this many it reports counts only.
+JOBS_REPORTED_MAX = 500
+
+
+def default_instance_id() -> str:
+    return settings.SCHEDULER_INSTANCE_ID or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def beat(*, instance_id: str, started_at: datetime, jobs_loaded: int, running_now: int, status: dict) -> None:
+    updated = SchedulerInstance.objects.filter(instance_id=instance_id).update(
+        last_seen=Now(), jobs_loaded=jobs_loaded, running_now=running_now, status=status, stopped_at=None
+    )
+    if not updated:
+        SchedulerInstance.objects.update_or_create(
+            instance_id=instance_id,
+            defaults={
+                "host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at,
+                "last_seen": timezone.now(), "jobs_loaded": jobs_loaded, "running_now": running_now,
+                "status": status, "stopped_at": None,
+            },
+        )
+
+
+def mark_stopped(*, instance_id: str) -> None:
+    SchedulerInstance.objects.filter(instance_id=instance_id).update(stopped_at=Now(), running_now=0)
+
+
+def live_instances(*, stale_after: float | None = None):
+    stale_after = settings.INSTANCE_STALE_SECONDS if stale_after is None else stale_after
+    return SchedulerInstance.objects.filter(
+        stopped_at__isnull=True, last_seen__gte=Now() - timedelta(seconds=stale_after)
+    )

@@ -1,0 +1,167 @@
+"""Live schedule changes in a running instance, three ways, fastest first:
+
+1. Redis pub/sub notices (ids only), sent after commit by signals, admin bulk
+   actions and the API import: applied within milliseconds.
+2. A change watermark (row count and latest ``updated_at`` of schedules and
+   profiles), polled every half second: catches what a lost notice missed and
+   is the only path without Redis.
+3. A full hash comparison of every enabled schedule against the loaded jobs
+   every ``schedule_check_interval``: catches even a bulk ``update()`` that
+   touched no ``updated_at``, and logs how many jobs it fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.db.models import Count, Max
+
+from .jobs import JobSpec, diff_specs, iter_specs, load_spec
+from .models import ScanProfile, Schedule
+from .notify import CHANNEL
+
+logger = logging.getLogger("schedules.live")
+
+
+class ChangeFeed:
+    def __init__(self, *, service):
+        self.service = service
+        self.watermark: tuple | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.pubsub = None
+        self.last_full_diff_fixed = 0
+        self.last_full_diff_seconds = 0.0
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        self.watermark = self._read_watermark()
+        if settings.REDIS_URL:
+            self._thread = threading.Thread(target=self._listen, name="change-notices", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def describe(self) -> dict:
+        return {
+            "notices": "redis" if self._thread else "off",
+            "subscribed": self.pubsub is not None and bool(getattr(self.pubsub, "subscribed", False)),
+            "last_full_diff_fixed": self.last_full_diff_fixed,
+            "last_full_diff_seconds": round(self.last_full_diff_seconds, 3),
+        }
+
+    # --- 1. notices -------------------------------------------------------
+    def _listen(self) -> None:
+        from django_redis import get_redis_connection
+
+        down_logged = False
+        while not self._stop.is_set():
+            try:
+                self.pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
+                self.pubsub.subscribe(CHANNEL)
+                if down_logged:
+                    logger.warning("Change notices: resubscribed; checking for changes sent meanwhile")
+                    down_logged = False
+                    self._safely(self.poll)
+                while not self._stop.is_set():
+                    message = self.pubsub.get_message(timeout=0.5)
+                    if message and message.get("type") == "message":
+                        self._safely(lambda: self.apply_notice(message["data"]))
+            except Exception as exc:  # noqa: BLE001 - any Redis failure: retry, the watermark covers meanwhile
+                if not down_logged:
+                    logger.warning("Change notices unavailable (%s); relying on the database check", exc)
+                    down_logged = True
+                self._stop.wait(1.0)
+            finally:
+                if self.pubsub is not None:
+                    try:
+                        self.pubsub.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                    self.pubsub = None
+
+    def apply_notice(self, raw: bytes | str) -> int:
+        try:
+            notice = json.loads(raw)
+            schedule_ids = {uuid.UUID(str(i)) for i in notice.get("schedule_ids", [])}
+            profile_ids = [uuid.UUID(str(i)) for i in notice.get("profile_ids", [])]
+        except (ValueError, TypeError, AttributeError):
+            logger.warning("Ignored a malformed change notice: %r", raw[:200])
+            return 0
+        if profile_ids:
+            schedule_ids |= set(Schedule.objects.filter(profile_id__in=profile_ids).values_list("schedule_id", flat=True))
+        return self.apply_ids(schedule_ids, source="notice")
+
+    def apply_ids(self, schedule_ids: set[uuid.UUID], *, source: str) -> int:
+        if not schedule_ids:
+            return 0
+        wanted: dict[uuid.UUID, JobSpec] = {}
+        for chunk in _chunks(list(schedule_ids), 1000):
+            wanted.update((s.schedule_id, s) for s in iter_specs(Schedule.objects.filter(schedule_id__in=chunk, enabled=True)))
+        return sum(self.service.apply_spec(sid, wanted.get(sid), source=source) for sid in schedule_ids)
+
+    # --- 2. watermark -----------------------------------------------------
+    @staticmethod
+    def _read_watermark() -> tuple:
+        schedules = Schedule.objects.aggregate(count=Count("pk"), latest=Max("updated_at"))
+        profiles = ScanProfile.objects.aggregate(latest=Max("updated_at"))
+        return schedules["count"], schedules["latest"], profiles["latest"]
+
+    def poll(self) -> int:
+        current = self._read_watermark()
+        previous, self.watermark = self.watermark, current
+        if previous is None or current == previous:
+            return 0
+        _, since, profiles_since = previous
+        changed = Schedule.objects.all()
+        if since is not None:
+            changed = changed.filter(updated_at__gte=since)
+        ids = set(changed.values_list("schedule_id", flat=True))
+        if current[2] != profiles_since:
+            touched = ScanProfile.objects.all()
+            if profiles_since is not None:
+                touched = touched.filter(updated_at__gte=profiles_since)
+            ids |= set(Schedule.objects.filter(profile__in=touched).values_list("schedule_id", flat=True))
+        # Deletions move no updated_at: compare the id sets.
+        enabled = set(Schedule.objects.filter(enabled=True).values_list("schedule_id", flat=True))
+        ids |= set(self.service.specs) - enabled
+        return self.apply_ids(ids, source="watermark")
+
+    # --- 3. full diff -----------------------------------------------------
+    def full_diff(self) -> int:
+        started = time.monotonic()
+        with self.service._specs_mutex:
+            loaded = dict(self.service.specs)
+        changes = diff_specs(loaded, iter_specs())
+        for change in changes:
+            self.service.apply_spec(change.schedule_id, change.spec, source="full-diff")
+        self.last_full_diff_fixed = len(changes)
+        self.last_full_diff_seconds = time.monotonic() - started
+        if changes:
+            logger.warning("Full diff fixed %d job(s) that notices and the watermark missed", len(changes))
+        else:
+            logger.debug("Full diff: %d jobs in step (%.2f s)", len(loaded), self.last_full_diff_seconds)
+        return len(changes)
+
+    def spec_of(self, schedule_id: uuid.UUID) -> JobSpec | None:
+        return load_spec(schedule_id)
+
+    def _safely(self, task) -> None:
+        try:
+            task()
+        except DatabaseError as exc:
+            logger.warning("Could not apply change notice: %s", exc)
+        finally:
+            close_old_connections()
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,218 @@
+"""Scan runners: what a run does once its slot is claimed and locked.
+
+- ``http_runner``: POSTs the domain and its scan settings to SCAN_API_URL.
+- ``probe_runner``: with no scan API, fetches the home page and custom pages
+  and records the cookies they set, so the embedded default does real work.
+- SCAN_RUNNER: a dotted path to any other callable taking a ScanRequest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from .http import ResponseTooLarge, make_session, read_capped
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    schedule_id: uuid.UUID
+    execution_id: uuid.UUID
+    domain: str
+    domain_config_id: str
+    scheduled_for: datetime | None
+    scan_settings: dict
+    trigger: str = "scheduled"
+
+
+@dataclass
+class ScanResult:
+    scan_id: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+class ScanRefused(Exception):
+    """A scan that must not be attempted (e.g. it resolves to a private address)."""
+
+
+Runner = Callable[[ScanRequest], Any]
+
+
+def noop_runner(request: ScanRequest) -> ScanResult:
+    return ScanResult(scan_id="", metadata={"runner": "noop"})
+
+
+def http_runner(request: ScanRequest) -> ScanResult:
+    session = make_session(token=settings.SCAN_API_TOKEN, retries=0)
+    payload = {
+        "domain": request.domain,
+        "domain_config_id": request.domain_config_id,
+        "schedule_id": str(request.schedule_id),
+        "execution_id": str(request.execution_id),
+        "scheduled_for": request.scheduled_for.isoformat() if request.scheduled_for else None,
+        "settings": request.scan_settings,
+    }
+    deadline = time.monotonic() + settings.SCAN_DEADLINE
+    with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True) as response:
+        body = read_capped(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=deadline)
+        response.raise_for_status()
+    answer = requests.models.complexjson.loads(body or b"{}")
+    scan_id = answer.get("scan_id") or answer.get("id") or (answer.get("data") or {}).get("scan_id") or ""
+    return ScanResult(scan_id=str(scan_id), metadata={"runner": "http", "status_code": response.status_code})
+
+
+def probe_runner(request: ScanRequest) -> ScanResult:
+    pages = ["/"] + [p for p in request.scan_settings.get("customPages") or [] if isinstance(p, str)]
+    scheme = settings.PROBE_SCHEME
+    session = make_session(token="", retries=0)
+    deadline = time.monotonic() + settings.SCAN_DEADLINE
+    cookies: dict[tuple, dict] = {}
+    fetched = []
+    for page in pages[: max(1, int(request.scan_settings.get("maxPages") or 50))]:
+        url = f"{scheme}://{request.domain}{page if page.startswith('/') else '/' + page}"
+        final_url, status, jar = _fetch_following_redirects(session, url, deadline)
+        fetched.append({"url": url, "final_url": final_url, "status": status})
+        for cookie in jar:
+            cookies[(cookie["name"], cookie["domain"], cookie["path"])] = cookie
+    return ScanResult(
+        scan_id="",
+        metadata={"runner": "probe", "pages": fetched, "cookies": sorted(cookies.values(), key=lambda c: c["name"])},
+    )
+
+
+def _fetch_following_redirects(session, url: str, deadline: float, max_redirects: int = 5):
+    # Redirects are followed by hand so that every hop is checked against
+    # private addresses, not only the first.
+    jar: list[dict] = []
+    for _ in range(max_redirects + 1):
+        _refuse_private(url)
+        with session.get(url, timeout=_timeouts(), allow_redirects=False, stream=True) as response:
+            read_capped(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=deadline)
+            jar.extend(_cookies_of(response))
+            if response.is_redirect and response.headers.get("location"):
+                url = urljoin(url, response.headers["location"])
+                continue
+            return url, response.status_code, jar
+    raise requests.TooManyRedirects(f"more than {max_redirects} redirects from {url}")
+
+
+def _cookies_of(response) -> list[dict]:
+    found = []
+    for cookie in response.cookies:
+        rest = {k.lower(): v for k, v in getattr(cookie, "_rest", {}).items()}
+        found.append(
+            {
+                "name": cookie.name,
+                "domain": cookie.domain,
+                "path": cookie.path,
+                "secure": bool(cookie.secure),
+                "httponly": "httponly" in rest,
+                "samesite": rest.get("samesite") or "",
+                "expires": cookie.expires,
+            }
+        )
+    return found
+
+
+def _refuse_private(url: str) -> None:
+    if settings.PROBE_ALLOW_PRIVATE:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise ScanRefused(f"cannot resolve {host!r}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            raise ScanRefused(
+                f"{host} resolves to {address}, a private, loopback or link-local address "
+                "(set PROBE_ALLOW_PRIVATE=true to allow it)"
+            )
+
+
+def _timeouts() -> tuple[float, float]:
+    return (settings.REQUEST_TIMEOUT, settings.REQUEST_TIMEOUT)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Runner:
+    return import_string(path)
+
+
+def get_runner() -> Runner:
+    if settings.SCAN_RUNNER:
+        return _load(settings.SCAN_RUNNER)
+    if settings.SCAN_API_URL:
+        return http_runner
+    return probe_runner
+
+
+def as_result(value: Any) -> ScanResult:
+    if isinstance(value, ScanResult):
+        return value
+    if isinstance(value, dict):
+        return ScanResult(scan_id=str(value.get("scan_id") or ""), metadata=dict(value.get("metadata") or {}))
+    return ScanResult()
+
+
+@dataclass
+class Outcome:
+    result: ScanResult | None
+    attempts: list[dict]
+    error: BaseException | None = None
+    error_details: dict | None = None
+
+
+def run_with_retries(
+    *, runner: Runner, request: ScanRequest, max_retries: int, backoff: float, stop: threading.Event
+) -> Outcome:
+    """Up to 1 + max_retries attempts with exponential backoff. This retries
+    whole scans of any runner; HTTP-level retries stay with urllib3's Retry."""
+    attempts: list[dict] = []
+    for attempt in range(1, max_retries + 2):
+        started = time.monotonic()
+        try:
+            result = as_result(runner(request))
+        except (ScanRefused, ResponseTooLarge) as exc:
+            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"})
+            return _failed(attempts, exc)  # retrying cannot help
+        except Exception as exc:  # noqa: BLE001 - any runner failure is recorded
+            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
+                             "seconds": round(time.monotonic() - started, 3)})
+            if attempt > max_retries or stop.wait(backoff * 2 ** (attempt - 1)):
+                return _failed(attempts, exc)
+            continue
+        attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 3)})
+        return Outcome(result=result, attempts=attempts)
+    raise AssertionError("unreachable")
+
+
+def _failed(attempts: list[dict], exc: BaseException) -> Outcome:
+    details = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "attempts": len(attempts),
+    }
+    return Outcome(result=None, attempts=attempts, error=exc, error_details=details)

@@ -1,0 +1,354 @@
+"""The scheduler runtime of one ``runscheduler`` process.
+
+Every instance loads every enabled schedule and fires every slot; the slot's
+database claim picks the one instance that runs it (see execution.py). The
+main loop does the bookkeeping in short, interruptible steps: instance
+heartbeat, change detection, manual runs, abandoned-run sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+from apscheduler.schedulers.background import BackgroundScheduler
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django_apscheduler.util import close_old_connections as with_fresh_connections
+
+from history import services as history
+from history.models import ExecutionStatus
+from scanner_project import metrics
+
+from . import instances
+from .execution import OutageLog, RunContext, execute, run_slot
+from .executor import SlotExecutor
+from .jobs import JobChange, JobSpec, change_for, iter_specs
+from .live import ChangeFeed
+from .locks import make_schedule_locks
+from .runners import get_runner
+from .triggers import shared_trigger
+
+logger = logging.getLogger("schedules.runtime")
+
+TICK_SECONDS = 0.2
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        *,
+        instance_id: str | None = None,
+        max_workers: int | None = None,
+        schedule_check_interval: float | None = None,
+        enable_api_sync: bool | None = None,
+        api_sync_interval: float | None = None,
+        lock_timeout: float | None = None,
+    ):
+        self.instance_id = instance_id or instances.default_instance_id()
+        self.max_workers = max_workers or settings.MAX_WORKERS
+        self.schedule_check_interval = schedule_check_interval or settings.SCHEDULE_CHECK_INTERVAL
+        self.enable_api_sync = settings.ENABLE_API_SYNC if enable_api_sync is None else enable_api_sync
+        self.api_sync_interval = api_sync_interval or settings.API_SYNC_INTERVAL
+        lock_timeout = lock_timeout or settings.LOCK_TIMEOUT
+        self.heartbeat_interval = lock_timeout / 3
+        self.stop_event = threading.Event()
+        self._watchdog_stop = threading.Event()
+        self.started_at: datetime | None = None
+        self.locks = make_schedule_locks(timeout=lock_timeout)
+        self.ctx = RunContext(
+            instance_id=self.instance_id,
+            locks=self.locks,
+            runner=get_runner(),
+            stop=self.stop_event,
+            misfire_grace=settings.JOB_MISFIRE_GRACE_TIME,
+            retry_backoff=settings.SCAN_RETRY_BACKOFF,
+            stale_after=timedelta(seconds=self.heartbeat_interval * 1.5),
+            redis_outage=OutageLog("Redis"),
+            db_outage=OutageLog("PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database"),
+        )
+        self.specs: dict[uuid.UUID, JobSpec] = {}
+        self._specs_mutex = threading.RLock()
+        self.executor = SlotExecutor(
+            max_workers=self.max_workers, coalesce=settings.JOB_COALESCE,
+            on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot,
+        )
+        self.scheduler = BackgroundScheduler(
+            timezone=dt_timezone.utc,
+            executors={"default": self.executor},
+            job_defaults={
+                # Coalescing is applied by SlotExecutor so that folded slots are recorded.
+                "coalesce": False,
+                "max_instances": settings.JOB_MAX_INSTANCES,
+                "misfire_grace_time": settings.JOB_MISFIRE_GRACE_TIME,
+            },
+        )
+        self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
+        self.feed = ChangeFeed(service=self)
+        self._last_run: dict[str, float] = {}
+        self._watchdog = threading.Thread(target=self._watchdog_loop, name="lock-watchdog", daemon=True)
+
+    # --- jobs -------------------------------------------------------------
+    def load_all(self) -> int:
+        started = time.monotonic()
+        now = datetime.now(dt_timezone.utc)
+        specs = list(iter_specs())
+        # MemoryJobStore keeps jobs sorted by next fire time; adding them in
+        # that order makes each insertion an append.
+        keyed = []
+        for spec in specs:
+            fire = shared_trigger(spec.frequency, spec.time_config, spec.timezone).get_next_fire_time(None, now)
+            if fire is not None:
+                keyed.append((fire, spec))
+        keyed.sort(key=lambda pair: pair[0])
+        with self._specs_mutex:
+            for fire, spec in keyed:
+                self._add_job(spec, next_run_time=fire, replace_existing=settings.JOB_REPLACE_EXISTING_INSTANCE)
+        metrics.SCHEDULES_LOADED.set(len(self.specs))
+        logger.info("Loaded %d enabled schedules in %.2f s", len(self.specs), time.monotonic() - started)
+        return len(self.specs)
+
+    def _add_job(self, spec: JobSpec, *, next_run_time=None, replace_existing: bool = True) -> None:
+        kwargs = {"next_run_time": next_run_time} if next_run_time is not None else {}
+        self.scheduler.add_job(
+            _unused_job_function,
+            trigger=shared_trigger(spec.frequency, spec.time_config, spec.timezone),
+            id=spec.job_id,
+            name=spec.domain,
+            kwargs={"schedule_id": spec.schedule_id},
+            replace_existing=replace_existing,
+            **kwargs,
+        )
+        self.specs[spec.schedule_id] = spec
+
+    def apply(self, change: JobChange, *, source: str) -> None:
+        """Apply one change to the loaded jobs: O(1) whatever the job count."""
+        with self._specs_mutex:
+            if change.action == "remove":
+                self.specs.pop(change.schedule_id, None)
+                try:
+                    self.scheduler.remove_job(f"schedule:{change.schedule_id}")
+                except Exception:  # noqa: BLE001 - already gone (once-jobs remove themselves)
+                    pass
+            elif change.action == "add":
+                self._add_job(change.spec)
+            elif change.action == "reschedule":
+                if self.scheduler.get_job(change.spec.job_id) is None:
+                    self._add_job(change.spec)
+                else:
+                    spec = change.spec
+                    self.scheduler.reschedule_job(
+                        spec.job_id, trigger=shared_trigger(spec.frequency, spec.time_config, spec.timezone)
+                    )
+                    self.specs[spec.schedule_id] = spec
+            elif change.action == "refresh":
+                # Same trigger: only the snapshot changes; the next fire stays.
+                self.specs[change.schedule_id] = change.spec
+            metrics.SCHEDULES_LOADED.set(len(self.specs))
+        metrics.CHANGES_APPLIED.labels(action=change.action, source=source).inc()
+        logger.info("Applied %s of schedule %s (%s)", change.action, change.schedule_id, source)
+
+    def apply_spec(self, schedule_id: uuid.UUID, wanted: JobSpec | None, *, source: str) -> bool:
+        with self._specs_mutex:
+            change = change_for(self.specs.get(schedule_id), wanted)
+            if change is not None:
+                self.apply(change, source=source)
+        return change is not None
+
+    def next_fire_times(self) -> dict[str, str | None]:
+        jobs = {}
+        for job in self.scheduler.get_jobs():
+            jobs[str(job.kwargs["schedule_id"])] = job.next_run_time.isoformat() if job.next_run_time else None
+        return jobs
+
+    # --- slots ------------------------------------------------------------
+    def _on_slot(self, job, scheduled_for: datetime) -> None:
+        if self.stop_event.is_set():
+            return  # not claimed: another instance runs it
+        spec = self.specs.get(job.kwargs["schedule_id"])
+        if spec is not None:
+            with_fresh_connections(run_slot)(self.ctx, spec, scheduled_for)
+
+    def _on_unrun_slot(self, job, scheduled_for: datetime, reason: str, status=ExecutionStatus.MISSED) -> None:
+        spec = self.specs.get(job.kwargs["schedule_id"])
+        if spec is None:
+            return
+        logger.warning("Slot %s of %s not run: %s", scheduled_for, spec.job_id, reason)
+        try:
+            with_fresh_connections(history.record_unrun_slot)(
+                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                scheduled_for=scheduled_for, instance_id=self.instance_id, reason=reason, status=status,
+            )
+        except DatabaseError as exc:
+            self.ctx.db_outage.down(exc, "unrun slots are only logged")
+
+    def _on_max_instances(self, event) -> None:
+        job = self.scheduler.get_job(event.job_id)
+        if job is None:
+            return
+        for run_time in event.scheduled_run_times:
+            self._on_unrun_slot(job, run_time, "the previous run of this schedule in this instance is still running",
+                                status=ExecutionStatus.SKIPPED)
+
+    def _run_manual(self) -> None:
+        free = self.max_workers - len(self.ctx.running)
+        if free <= 0:
+            return
+        for execution in history.claim_queued_runs(instance_id=self.instance_id, limit=free):
+            spec = self.specs.get(execution.schedule_id) or self.feed.spec_of(execution.schedule_id)
+            if spec is None:
+                history.finish_execution(execution_id=execution.execution_id, status=ExecutionStatus.SKIPPED,
+                                         started_at=execution.started_at, error_message="schedule no longer exists")
+                continue
+            self.executor._pool.submit(
+                with_fresh_connections(execute), self.ctx, spec, execution.execution_id,
+                scheduled_for=None, trigger="manual",
+            )
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        self.started_at = datetime.now(dt_timezone.utc)
+        logger.info(
+            "Scheduler instance %s starting: %d workers, locks in %s%s", self.instance_id, self.max_workers,
+            self.locks.backend,
+            "" if self.locks.backend == "redis" else " (no Redis configured: single instance only)",
+        )
+        self.load_all()
+        self._write_next_runs()
+        self.scheduler.start()
+        self._watchdog.start()
+        self.feed.start()
+        if settings.METRICS_PORT:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.METRICS_PORT, addr=settings.METRICS_ADDR)
+        self._beat()
+
+    def run(self) -> None:
+        """start(), then the main loop until request_stop(), then shutdown()."""
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                self.tick()
+                self.stop_event.wait(TICK_SECONDS)
+        finally:
+            self.shutdown()
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def tick(self) -> None:
+        close_old_connections()
+        self._every("beat", 1.0, self._beat)
+        self._every("changes", 0.5, self.feed.poll)
+        self._every("manual", 0.5, self._run_manual)
+        self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
+        self._every("diff", self.schedule_check_interval, self.feed.full_diff)
+        if self.enable_api_sync:
+            self._every("api_sync", self.api_sync_interval, self._api_sync)
+        if settings.HISTORY_RETENTION_DAYS:
+            self._every("history_cleanup", 300.0, self._history_cleanup)
+
+    def _every(self, name: str, interval: float, task) -> None:
+        now = time.monotonic()
+        if now - self._last_run.get(name, float("-inf")) < interval:
+            return
+        self._last_run[name] = now
+        try:
+            task()
+            self.ctx.db_outage.up()
+        except DatabaseError as exc:
+            self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
+            close_old_connections()
+        except Exception:  # noqa: BLE001 - one failing task must not stop the loop
+            logger.exception("Periodic task %s failed", name)
+
+    def _beat(self) -> None:
+        jobs = self.next_fire_times() if len(self.specs) <= instances.JOBS_REPORTED_MAX else None
+        instances.beat(
+            instance_id=self.instance_id, started_at=self.started_at, jobs_loaded=len(self.specs),
+            running_now=len(self.ctx.running),
+            status={"jobs": jobs, "locks": self.locks.backend, "redis_down": self.ctx.redis_outage.is_down,
+                    "feed": self.feed.describe()},
+        )
+
+    def _sweep_abandoned(self) -> None:
+        count = history.mark_abandoned(stale_after=self.ctx.stale_after)
+        if count:
+            logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
+
+    def _api_sync(self) -> None:
+        from .sync import run_periodic_sync
+
+        run_periodic_sync(instance_id=self.instance_id)
+
+    def _history_cleanup(self) -> None:
+        from history.cleanup import cleanup_if_due
+
+        cleanup_if_due(instance_id=self.instance_id)
+
+    def _write_next_runs(self) -> None:
+        """Store each loaded schedule's next fire time, writing only the rows
+        whose stored value differs (so N instances starting cost one write)."""
+        from .models import Schedule
+
+        fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
+        try:
+            stored = dict(Schedule.objects.filter(enabled=True).values_list("schedule_id", "next_run"))
+            stale = [Schedule(schedule_id=sid, next_run=fire) for sid, fire in fires.items()
+                     if sid in stored and stored[sid] != fire]
+            Schedule.objects.bulk_update(stale, ["next_run"], batch_size=1000)
+        except DatabaseError as exc:
+            logger.warning("Could not write next_run: %s", exc)
+
+    def _watchdog_loop(self) -> None:
+        """Renews the locks and heartbeats of running scans every third of the
+        lock timeout, so a scan of any length keeps its lock."""
+        while not self._watchdog_stop.wait(self.heartbeat_interval):
+            with self.ctx.running_mutex:
+                running = list(self.ctx.running.values())
+            for scan in running:
+                if scan.lock is not None and not self.locks.renew(scan.lock):
+                    logger.warning("Lost lock of schedule %s while its scan runs: %s",
+                                   scan.schedule_id, scan.lock.lost_reason)
+            try:
+                with_fresh_connections(history.touch_running)(execution_ids=[s.execution_id for s in running])
+            except DatabaseError as exc:
+                self.ctx.db_outage.down(exc, "heartbeats resume when it returns")
+
+    def shutdown(self, grace: float | None = None) -> None:
+        grace = settings.SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        self.stop_event.set()
+        logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s)", grace, len(self.ctx.running))
+        self.feed.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        while self.ctx.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self.ctx.running_mutex:
+            left = list(self.ctx.running.values())
+        self._watchdog_stop.set()
+        close_old_connections()
+        try:
+            if left:
+                history.mark_interrupted(execution_ids=[s.execution_id for s in left],
+                                         reason="the scheduler instance shut down before the scan finished")
+                logger.warning("Marked %d running scan(s) interrupted", len(left))
+            instances.mark_stopped(instance_id=self.instance_id)
+        except DatabaseError as exc:
+            logger.warning("Could not record shutdown: %s", exc)
+        for scan in left:
+            if scan.lock is not None:
+                self.locks.release(scan.lock)
+        close_old_connections()
+        logger.info("Scheduler instance %s stopped", self.instance_id)
+
+
+def _unused_job_function(**kwargs) -> None:
+    """Jobs are run by SlotExecutor, which calls the service with the slot."""
+    raise RuntimeError("schedule jobs run through SlotExecutor")

@@ -1,0 +1,180 @@
+"""Three real `runscheduler` processes against the test PostgreSQL and Redis:
+every slot in the window runs exactly once, through kills, Redis restarts and
+skewed clocks."""
+
+import time
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from history.models import JobExecution
+from schedules.models import Schedule
+from schedules.triggers import next_fire_times
+
+from .cluster import Cluster, read_runs
+from .services_control import start_redis, stop_redis
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+UTC = timezone.utc
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    runs = tmp_path / "runs.txt"
+    c = Cluster(
+        tmp=tmp_path,
+        env={
+            "SCAN_RUNNER": "tests.runners.sleepy_runner",
+            "SCAN_TEST_RUNS_FILE": str(runs),
+            "SCAN_TEST_SLEEP_MAX": "0.3",
+            "LOCK_TIMEOUT": "3",
+            "JOB_MISFIRE_GRACE_TIME": "30",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+            "SCHEDULE_CHECK_INTERVAL": "30",
+            "MAX_WORKERS": "10",
+            "LOG_LEVEL": "info",
+        },
+    )
+    c.runs_file = runs
+    yield c
+    c.stop_all()
+
+
+def make_interval_schedules(count: int, *, sleep=None, prefix: str = "cluster") -> list[Schedule]:
+    schedules = []
+    for n in range(count):
+        settings = {"sleep": sleep} if sleep is not None else {}
+        schedule = Schedule(domain_config_id=f"{prefix}-{n}", domain=f"{prefix}{n}.example.com", frequency="interval",
+                            time_config={"seconds": 1 + n % 2}, scan_settings=settings)
+        schedule.full_clean()
+        schedule.save()
+        schedules.append(schedule)
+    return schedules
+
+
+def expected_slots(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    slots = next_fire_times(schedule.trigger, count=100, now=start)
+    return [s for s in slots if s <= end]
+
+
+def assert_each_slot_once(schedules, start, end, runs_file, *, allowed=("success", "skipped")):
+    rows = Counter()
+    statuses = Counter()
+    for execution in JobExecution.objects.filter(trigger="scheduled"):
+        rows[(execution.schedule_id, execution.scheduled_for)] += 1
+        statuses[execution.status] += 1
+    runs = Counter((sid, slot) for sid, slot, _ in read_runs(runs_file))
+    duplicated_runs = {key: n for key, n in runs.items() if n > 1}
+    assert not duplicated_runs, f"slots run more than once: {duplicated_runs}"
+    missing = []
+    total = 0
+    for schedule in schedules:
+        for slot in expected_slots(schedule, start, end):
+            total += 1
+            if rows[(schedule.schedule_id, slot)] != 1:
+                missing.append((schedule.domain, slot.isoformat()))
+    assert not missing, f"{len(missing)} of {total} slots without exactly one execution: {missing[:10]}"
+    in_window = JobExecution.objects.filter(scheduled_for__gt=start, scheduled_for__lte=end)
+    unexpected = set(in_window.values_list("status", flat=True)) - set(allowed)
+    assert not unexpected, f"unexpected statuses in the window: {unexpected} ({statuses})"
+    return total
+
+
+def start_three(cluster, **per_instance_env):
+    instances = [cluster.start(f"inst-{n}", **per_instance_env.get(f"inst-{n}", {})) for n in range(3)]
+    for instance in instances:
+        cluster.wait_until_loaded(instance)
+    return instances
+
+
+def window_start() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=1)
+
+
+def stop_and_check_exit_codes(cluster, instances):
+    codes = {i.name: cluster.terminate(i) for i in instances if i.process.returncode is None}
+    assert set(codes.values()) == {0}, {name: (code, i.log()[-2000:]) for i, (name, code) in
+                                        zip(instances, codes.items()) if code != 0}
+
+
+def test_three_instances_run_every_slot_exactly_once(cluster):
+    schedules = make_interval_schedules(20)
+    instances = start_three(cluster)
+    start = window_start()
+    time.sleep(9)
+    end = datetime.now(UTC) - timedelta(seconds=1.5)
+    stop_and_check_exit_codes(cluster, instances)
+    total = assert_each_slot_once(schedules, start, end, cluster.runs_file)
+    assert total >= 20 * 4
+    ran_by = Counter(JobExecution.objects.values_list("instance_id", flat=True))
+    assert len(ran_by) >= 2, f"work should spread over instances: {ran_by}"
+    assert JobExecution.objects.filter(status="running").count() == 0
+    for schedule in Schedule.objects.all():
+        assert schedule.last_status == "success" and schedule.next_run is not None
+
+
+def test_a_killed_instance_leaves_an_abandoned_run_and_later_slots_still_run(cluster):
+    long_running = make_interval_schedules(1, sleep=4, prefix="long")[0]
+    schedules = make_interval_schedules(5) + [long_running]
+    instances = start_three(cluster)
+    start = window_start()
+    deadline = time.monotonic() + 10
+    victim_name = None
+    while time.monotonic() < deadline and victim_name is None:
+        victim_name = (JobExecution.objects.filter(schedule=long_running, status="running")
+                       .values_list("instance_id", flat=True).first())
+        time.sleep(0.05)
+    assert victim_name, "the long scan never started"
+    victim = next(i for i in instances if i.name == victim_name)
+    cluster.kill(victim)
+    killed_at = datetime.now(UTC)
+    time.sleep(6)
+    end = datetime.now(UTC) - timedelta(seconds=1.5)
+    survivors = [i for i in instances if i is not victim]
+    stop_and_check_exit_codes(cluster, survivors)
+
+    abandoned = JobExecution.objects.filter(instance_id=victim_name, status="abandoned")
+    assert abandoned.filter(schedule=long_running).exists()
+    assert not JobExecution.objects.filter(status="running").exists()
+    later = JobExecution.objects.filter(schedule=long_running, scheduled_for__gt=killed_at,
+                                        status="success")
+    history = list(JobExecution.objects.filter(schedule=long_running).order_by("scheduled_for")
+                   .values_list("scheduled_for", "status", "instance_id", "error_message"))
+    assert later.exists(), f"the long schedule must run again after its instance died (killed {killed_at}): {history}"
+    assert_each_slot_once(schedules, start, end, cluster.runs_file,
+                          allowed=("success", "skipped", "abandoned", "interrupted"))
+
+
+def test_redis_stopped_and_restarted_mid_run_loses_and_duplicates_nothing(cluster):
+    schedules = make_interval_schedules(12)
+    instances = start_three(cluster)
+    start = window_start()
+    time.sleep(3)
+    stop_redis()
+    try:
+        time.sleep(4)
+    finally:
+        start_redis()
+    time.sleep(4)
+    end = datetime.now(UTC) - timedelta(seconds=1.5)
+    stop_and_check_exit_codes(cluster, instances)
+    assert_each_slot_once(schedules, start, end, cluster.runs_file)
+    for instance in instances:
+        outage_warnings = instance.log().count("Redis unavailable")
+        assert outage_warnings <= 1, f"{instance.name} warned {outage_warnings} times for one outage"
+    assert sum(i.log().count("Redis unavailable") for i in instances) >= 1
+
+
+def test_an_instance_with_a_clock_three_seconds_off_changes_nothing(cluster):
+    schedules = make_interval_schedules(12)
+    instances = start_three(cluster, **{"inst-1": {"SCHEDULER_TEST_CLOCK_OFFSET": "3"},
+                                        "inst-2": {"SCHEDULER_TEST_CLOCK_OFFSET": "-3"}})
+    start = window_start() + timedelta(seconds=3)
+    time.sleep(10)
+    end = datetime.now(UTC) - timedelta(seconds=4.5)
+    stop_and_check_exit_codes(cluster, instances)
+    assert_each_slot_once(schedules, start, end, cluster.runs_file)
+    ahead = JobExecution.objects.filter(instance_id="inst-1")
+    assert ahead.exists(), "the instance whose clock is ahead should win some slots"
