@@ -86,7 +86,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "pool": {
                 "min_size": DB_POOL_MIN_SIZE,
                 "max_size": DB_POOL_MAX_SIZE,
-                "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=0.1),
+                "timeout": env_float("DB_POOL_TIMEOUT", 5.0, minimum=0.1),
             },
             "connect_timeout": DB_CONNECT_TIMEOUT,
         }
@@ -187,7 +187,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # APScheduler logs every run at INFO; our own job lines say more.
-        "apscheduler": {"level": "WARNING"},
+        # APScheduler logs every run at INFO and every skipped or missed slot
+        # at WARNING; the runtime logs (and records) each of those itself.
+        "apscheduler": {"level": "ERROR"},
+        # The pool warns on every failed connection attempt; the scheduler
+        # logs one line per database outage itself.
+        "psycopg.pool": {"level": "ERROR"},
     },
 }

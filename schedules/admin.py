@@ -2,6 +2,9 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from history.services import queue_manual_run
+
+from .instances import live_instances
 from .models import ScanProfile, Schedule, SchedulerInstance
 from .notify import publish_schedule_changes
 from .triggers import TimeConfigError
@@ -22,7 +25,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
-    actions = ("enable_schedules", "disable_schedules")
+    actions = ("enable_schedules", "disable_schedules", "run_now")
 
     @admin.display(description="schedule", ordering="frequency")
     def in_words(self, obj: Schedule) -> str:
@@ -62,6 +65,19 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected schedules", permissions=["change"])
     def disable_schedules(self, request, queryset):
         self._set_enabled(request, queryset, False)
+
+
+    @admin.action(description="Run selected schedules now", permissions=["change"])
+    def run_now(self, request, queryset):
+        if not live_instances().exists():
+            self.message_user(request, "No scheduler instance is running, so nothing was queued. "
+                              "Start `python manage.py runscheduler` and try again.", messages.ERROR)
+            return
+        for schedule in queryset:
+            queue_manual_run(schedule_id=schedule.schedule_id, domain=schedule.domain,
+                             domain_config_id=schedule.domain_config_id, requested_by=request.user.get_username())
+        self.message_user(request, f"Queued {queryset.count()} manual run(s); a running scheduler picks them up "
+                          "within a second (see Job executions).", messages.SUCCESS)
 
 
 @admin.register(ScanProfile)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,15 +36,31 @@ CLAIM_RETRY_MAX = 5.0
 
 class OutageLog:
     """Logs a warning when a dependency goes away and once when it is back:
-    one line per outage, not one per run."""
+    one line per outage, not one per run. While it is down, ``should_try``
+    lets one caller probe it every PROBE_EVERY seconds; the others go straight
+    to their fallback instead of each waiting out a socket timeout."""
+
+    PROBE_EVERY = 2.0
 
     def __init__(self, name: str):
         self.name = name
         self._down = False
+        self._last_probe = 0.0
         self._mutex = threading.Lock()
+
+    def should_try(self) -> bool:
+        if not self._down:
+            return True
+        with self._mutex:
+            now = time.monotonic()
+            if now - self._last_probe >= self.PROBE_EVERY:
+                self._last_probe = now
+                return True
+        return False
 
     def down(self, error: BaseException, consequence: str) -> None:
         with self._mutex:
+            self._last_probe = time.monotonic()
             first, self._down = not self._down, True
         if first:
             logger.warning("%s unavailable (%s); %s", self.name, error, consequence)
@@ -129,6 +146,8 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str | N
 def _take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple[bool, HeldLock | None, str]:
     """(may run, lock, reason). Without Redis, overlap is checked in the database."""
     try:
+        if not ctx.redis_outage.should_try():
+            raise LockBackendDown("still unavailable")
         held = ctx.locks.acquire(spec.schedule_id)
         if held is None and not history.has_live_run(
             schedule_id=spec.schedule_id, stale_after=ctx.stale_after, exclude=execution_id
@@ -148,11 +167,13 @@ def _take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple
     return True, held, ""
 
 
-def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for, trigger: str) -> str:
+def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for, trigger: str,
+            metadata: dict | None = None) -> str:
     started_at = ctx.clock()
     extra = _log_extra(ctx, spec, execution_id, scheduled_for)
     may_run, held, reason = _take_lock(ctx, spec, execution_id)
-    metadata = {"instance_id": ctx.instance_id, "trigger": trigger, "lock": ctx.locks.backend if held else "none"}
+    metadata = {**(metadata or {}), "instance_id": ctx.instance_id, "trigger": trigger,
+                "lock": ctx.locks.backend if held else "none"}
     if not may_run:
         metrics.LOCK_CONTENTION.inc()
         metadata["reason"] = reason

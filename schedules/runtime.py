@@ -159,10 +159,15 @@ class SchedulerService:
                 self.apply(change, source=source)
         return change is not None
 
-    def next_fire_times(self) -> dict[str, str | None]:
+    def loaded_jobs(self) -> dict[str, dict]:
+        """Each loaded job's next fire time and snapshot hash (for status reports)."""
         jobs = {}
         for job in self.scheduler.get_jobs():
-            jobs[str(job.kwargs["schedule_id"])] = job.next_run_time.isoformat() if job.next_run_time else None
+            spec = self.specs.get(job.kwargs["schedule_id"])
+            jobs[str(job.kwargs["schedule_id"])] = {
+                "next": job.next_run_time.isoformat() if job.next_run_time else None,
+                "hash": spec.content_hash if spec else None,
+            }
         return jobs
 
     # --- slots ------------------------------------------------------------
@@ -190,9 +195,13 @@ class SchedulerService:
         job = self.scheduler.get_job(event.job_id)
         if job is None:
             return
+        # Listeners run in APScheduler's own thread: record from a worker so a
+        # slow database never delays the firing of other jobs.
         for run_time in event.scheduled_run_times:
-            self._on_unrun_slot(job, run_time, "the previous run of this schedule in this instance is still running",
-                                status=ExecutionStatus.SKIPPED)
+            self.executor._pool.submit(
+                self._on_unrun_slot, job, run_time,
+                "the previous run of this schedule in this instance is still running", ExecutionStatus.SKIPPED,
+            )
 
     def _run_manual(self) -> None:
         free = self.max_workers - len(self.ctx.running)
@@ -206,7 +215,7 @@ class SchedulerService:
                 continue
             self.executor._pool.submit(
                 with_fresh_connections(execute), self.ctx, spec, execution.execution_id,
-                scheduled_for=None, trigger="manual",
+                scheduled_for=None, trigger="manual", metadata=execution.metadata,
             )
 
     # --- lifecycle --------------------------------------------------------
@@ -218,6 +227,7 @@ class SchedulerService:
             "" if self.locks.backend == "redis" else " (no Redis configured: single instance only)",
         )
         self.load_all()
+        self._record_downtime_misses()
         self._write_next_runs()
         self.scheduler.start()
         self._watchdog.start()
@@ -268,7 +278,7 @@ class SchedulerService:
             logger.exception("Periodic task %s failed", name)
 
     def _beat(self) -> None:
-        jobs = self.next_fire_times() if len(self.specs) <= instances.JOBS_REPORTED_MAX else None
+        jobs = self.loaded_jobs() if len(self.specs) <= instances.JOBS_REPORTED_MAX else None
         instances.beat(
             instance_id=self.instance_id, started_at=self.started_at, jobs_loaded=len(self.specs),
             running_now=len(self.ctx.running),
@@ -290,6 +300,24 @@ class SchedulerService:
         from history.cleanup import cleanup_if_due
 
         cleanup_if_due(instance_id=self.instance_id)
+
+    def _record_downtime_misses(self) -> None:
+        """Slots that passed while no instance ran (beyond the grace time) are
+        recorded as missed, so the gap shows in the history."""
+        from .models import Schedule
+
+        cutoff = datetime.now(dt_timezone.utc) - timedelta(seconds=settings.JOB_MISFIRE_GRACE_TIME)
+        overdue = Schedule.objects.filter(enabled=True, next_run__lt=cutoff).values_list(
+            "schedule_id", "domain", "domain_config_id", "next_run")
+        try:
+            for schedule_id, domain, config_id, slot in overdue.iterator():
+                history.record_unrun_slot(
+                    schedule_id=schedule_id, domain=domain, domain_config_id=config_id, scheduled_for=slot,
+                    instance_id=self.instance_id,
+                    reason="no scheduler instance was running at this time (this and any later slots until the restart)",
+                )
+        except DatabaseError as exc:
+            logger.warning("Could not record slots missed while stopped: %s", exc)
 
     def _write_next_runs(self) -> None:
         """Store each loaded schedule's next fire time, writing only the rows

@@ -1,0 +1,158 @@
+"""One slot's run, in-process, against the real test PostgreSQL and Redis."""
+
+import os
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from django_redis import get_redis_connection
+
+from history import services as history
+from history.models import JobExecution
+from schedules.execution import OutageLog, RunContext, run_slot
+from schedules.jobs import load_spec
+from schedules.locks import RedisScheduleLocks, lock_key
+from schedules.runners import ScanResult
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SLOT = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def context(runner, *, locks=None, instance_id="test-instance"):
+    return RunContext(
+        instance_id=instance_id,
+        locks=locks or RedisScheduleLocks(client=get_redis_connection("default"), timeout=5),
+        runner=runner,
+        stop=threading.Event(),
+        misfire_grace=2,
+        retry_backoff=0,
+        stale_after=timedelta(seconds=3),
+        redis_outage=OutageLog("Redis"),
+        db_outage=OutageLog("PostgreSQL"),
+    )
+
+
+def ok_runner(request):
+    return ScanResult(scan_id="scan-42", metadata={"pages": 1})
+
+
+def test_a_run_records_success_scan_id_and_updates_the_schedule(make_schedule):
+    schedule = make_schedule(frequency="interval", time_config={"minutes": 5})
+    status = run_slot(context(ok_runner), load_spec(schedule.schedule_id), SLOT)
+    assert status == "success"
+    execution = JobExecution.objects.get()
+    assert (execution.status, execution.scan_id, execution.scheduled_for) == ("success", "scan-42", SLOT)
+    assert execution.metadata["instance_id"] == "test-instance" and execution.metadata["pages"] == 1
+    assert execution.duration_seconds is not None and execution.completed_at is not None
+    schedule.refresh_from_db()
+    assert schedule.last_status == "success" and schedule.last_run is not None
+    assert schedule.next_run > schedule.last_run - timedelta(seconds=1)
+
+
+def test_the_second_claim_of_a_slot_loses_quietly(make_schedule):
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    assert run_slot(context(ok_runner, instance_id="a"), spec, SLOT) == "success"
+    assert run_slot(context(ok_runner, instance_id="b"), spec, SLOT) is None
+    assert JobExecution.objects.count() == 1
+    log = open(os.path.join(os.environ["TEST_SERVICES_DIR"], "pg", "log")).read()
+    assert "duplicate key" not in log, "losing claims must not put errors in PostgreSQL's log"
+
+
+def test_a_failing_scan_is_retried_then_recorded_with_its_error(make_schedule):
+    schedule = make_schedule(scan_settings={"maxRetries": 2})
+    calls = []
+
+    def flaky(request):
+        calls.append(request.execution_id)
+        raise ConnectionError("scan API refused")
+
+    assert run_slot(context(flaky), load_spec(schedule.schedule_id), SLOT) == "failed"
+    execution = JobExecution.objects.get()
+    assert len(calls) == 3
+    assert execution.error_message == "ConnectionError: scan API refused"
+    assert execution.error_details["type"] == "builtins.ConnectionError"
+    assert "Traceback" in execution.error_details["traceback"]
+    assert [a["attempt"] for a in execution.metadata["attempts"]] == [1, 2, 3]
+
+
+def test_a_scan_that_recovers_on_retry_succeeds(make_schedule):
+    schedule = make_schedule(scan_settings={"maxRetries": 3})
+    calls = []
+
+    def second_time_lucky(request):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TimeoutError("slow")
+        return {"scan_id": "s-2"}
+
+    assert run_slot(context(second_time_lucky), load_spec(schedule.schedule_id), SLOT) == "success"
+    execution = JobExecution.objects.get()
+    assert execution.scan_id == "s-2" and len(execution.metadata["attempts"]) == 2
+
+
+def test_a_slot_is_skipped_while_the_previous_run_holds_the_lock(make_schedule):
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    previous = history.claim_slot(schedule_id=spec.schedule_id, domain=spec.domain,
+                                  domain_config_id=spec.domain_config_id, scheduled_for=SLOT - timedelta(days=1),
+                                  instance_id="other")
+    held = ctx.locks.acquire(spec.schedule_id)
+    assert previous and held
+    assert run_slot(ctx, spec, SLOT) == "skipped"
+    skipped = JobExecution.objects.get(scheduled_for=SLOT)
+    assert "is held: a previous run is still running" in skipped.error_message
+    assert skipped.metadata["reason"] == skipped.error_message
+
+
+def test_a_stale_lock_of_a_dead_run_is_broken(make_schedule):
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    ctx.locks.acquire(spec.schedule_id)  # held, but no live run in the database
+    assert run_slot(ctx, spec, SLOT) == "success"
+
+
+def test_losing_the_lock_mid_run_is_recorded(make_schedule, redis_client):
+    schedule = make_schedule()
+
+    def runner_whose_lock_vanishes(request):
+        redis_client.delete(lock_key(request.schedule_id))
+        return ScanResult()
+
+    assert run_slot(context(runner_whose_lock_vanishes), load_spec(schedule.schedule_id), SLOT) == "success"
+    assert "no longer ours" in JobExecution.objects.get().metadata["lock_lost"]
+
+
+def test_with_redis_down_runs_go_on_guarded_by_the_database(make_schedule, caplog):
+    # Built as django-redis builds its client, pointed at a port nobody serves.
+    dead = redis.Redis(connection_pool=redis.ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_timeout=0.2))
+    ctx = context(ok_runner, locks=RedisScheduleLocks(client=dead, timeout=5))
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    assert run_slot(ctx, spec, SLOT) == "success"
+    assert run_slot(ctx, spec, SLOT + timedelta(hours=1)) == "success"
+    assert JobExecution.objects.get(scheduled_for=SLOT).metadata["lock"] == "none"
+    assert caplog.text.count("Redis unavailable") == 1, "one warning per outage, not per run"
+    # An overlapping run is still refused, by the running row in the database.
+    history.claim_slot(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                       scheduled_for=SLOT - timedelta(days=1), instance_id="other")
+    assert run_slot(ctx, spec, SLOT + timedelta(hours=2)) == "skipped"
+
+
+def test_abandoned_and_interrupted_marking(make_schedule):
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    kwargs = dict(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                  instance_id="gone")
+    stale = history.claim_slot(scheduled_for=SLOT, **kwargs)
+    fresh = history.claim_slot(scheduled_for=SLOT + timedelta(hours=1), **kwargs)
+    JobExecution.objects.filter(execution_id=stale).update(heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5))
+    assert history.mark_abandoned(stale_after=timedelta(seconds=30)) == 1
+    assert JobExecution.objects.get(execution_id=stale).status == "abandoned"
+    assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], reason="shutdown") == 1
+    assert JobExecution.objects.get(execution_id=fresh).status == "interrupted"
+    assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT) is False

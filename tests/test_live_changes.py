@@ -1,0 +1,152 @@
+"""Edits reach a running `runscheduler` without a restart.
+
+The instance reports its loaded jobs (next fire time and snapshot hash) in its
+heartbeat record, which is what these tests read.
+"""
+
+import time
+from datetime import datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from django_redis import get_redis_connection
+
+from history.models import JobExecution
+from schedules.models import ScanProfile, Schedule, SchedulerInstance
+from schedules.services import create_schedule, delete_schedule, update_schedule
+
+from .cluster import Cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def instance(tmp_path):
+    cluster = Cluster(tmp=tmp_path, env={"SCAN_RUNNER": "tests.runners.recording_runner", "LOCK_TIMEOUT": "3",
+                                         "SCHEDULE_CHECK_INTERVAL": "3", "SHUTDOWN_GRACE_SECONDS": "1"})
+    seed = create_schedule(domain_config_id="seed", domain="seed.example.com", frequency="daily",
+                           time_config={"hour": 3, "minute": 0})
+    process = cluster.start("live")
+    cluster.wait_until_loaded(process)
+    wait_for(lambda: str(seed) in jobs())
+    yield process
+    assert cluster.terminate(process) == 0
+    cluster.stop_all()
+
+
+def jobs() -> dict:
+    record = SchedulerInstance.objects.filter(instance_id="live").first()
+    return (record.status.get("jobs") or {}) if record else {}
+
+
+def wait_for(condition, timeout: float = 6.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not applied within {timeout} s; loaded jobs: {jobs()}")
+
+
+def next_fire(schedule_id) -> datetime | None:
+    entry = jobs().get(str(schedule_id))
+    return datetime.fromisoformat(entry["next"]) if entry and entry["next"] else None
+
+
+def test_create_edit_disable_enable_delete_are_applied(instance):
+    schedule_id = create_schedule(domain_config_id="new", domain="new.example.com", frequency="daily",
+                                  time_config={"hour": 4, "minute": 30}, timezone="Europe/Berlin")
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    assert next_fire(schedule_id).astimezone(timezone.get_fixed_timezone(0)).minute == 30
+
+    update_schedule(schedule_id=schedule_id, time_config={"hour": 4, "minute": 45})
+    wait_for(lambda: next_fire(schedule_id) is not None and next_fire(schedule_id).minute == 45)
+
+    update_schedule(schedule_id=schedule_id, enabled=False)
+    wait_for(lambda: str(schedule_id) not in jobs())
+
+    update_schedule(schedule_id=schedule_id, enabled=True)
+    wait_for(lambda: str(schedule_id) in jobs())
+
+    delete_schedule(schedule_id=schedule_id)
+    wait_for(lambda: str(schedule_id) not in jobs())
+
+
+def test_an_unrelated_edit_does_not_move_the_next_fire_time(instance):
+    schedule_id = create_schedule(domain_config_id="steady", domain="steady.example.com", frequency="interval",
+                                  time_config={"hours": 6})
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    before = jobs()[str(schedule_id)]
+    update_schedule(schedule_id=schedule_id, scan_settings={"description": "now with words"})
+    wait_for(lambda: jobs()[str(schedule_id)]["hash"] != before["hash"])
+    assert jobs()[str(schedule_id)]["next"] == before["next"]
+
+
+def test_a_profile_change_reaches_the_schedules_that_use_it(instance):
+    profile = ScanProfile.objects.create(name="p", max_pages=5)
+    schedule_id = create_schedule(domain_config_id="prof", domain="prof.example.com", frequency="daily",
+                                  time_config={"hour": 1, "minute": 0}, profile_id=profile.profile_id)
+    wait_for(lambda: str(schedule_id) in jobs())
+    before = jobs()[str(schedule_id)]["hash"]
+    profile.max_pages = 99
+    profile.save()
+    wait_for(lambda: jobs()[str(schedule_id)]["hash"] != before)
+
+
+def test_a_rolled_back_edit_publishes_nothing(instance, redis_client):
+    pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("scanner:schedule-changes")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        create_schedule(domain_config_id="ghost", domain="ghost.example.com", frequency="hourly",
+                        time_config={"minute": 1})
+        raise RuntimeError("rollback")
+    assert pubsub.get_message(timeout=0.5) is None
+    create_schedule(domain_config_id="real", domain="real.example.com", frequency="hourly", time_config={"minute": 1})
+    message = pubsub.get_message(timeout=2)
+    assert message and b"schedule_ids" in message["data"] and len(message["data"]) < 200
+    pubsub.close()
+
+
+def test_a_bulk_update_without_signals_is_picked_up_by_the_full_diff(instance):
+    schedule_id = create_schedule(domain_config_id="bulk", domain="bulk.example.com", frequency="daily",
+                                  time_config={"hour": 5, "minute": 0})
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    # update() fires no signal and here does not even touch updated_at.
+    Schedule.objects.filter(schedule_id=schedule_id).update(time_config={"hour": 5, "minute": 15})
+    wait_for(lambda: next_fire(schedule_id).minute == 15, timeout=8)
+    assert "Full diff fixed 1 job(s)" in instance.log()
+
+
+def test_a_notice_lost_while_the_subscriber_is_disconnected_is_repaired(instance, redis_client):
+    schedule_id = create_schedule(domain_config_id="lost", domain="lost.example.com", frequency="daily",
+                                  time_config={"hour": 6, "minute": 0})
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    redis_client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    update_schedule(schedule_id=schedule_id, time_config={"hour": 6, "minute": 10})
+    wait_for(lambda: next_fire(schedule_id).minute == 10)
+
+
+def test_admin_run_now_is_picked_up_by_exactly_one_instance(instance, client):
+    schedule_id = create_schedule(domain_config_id="manual", domain="manual.example.com", frequency="daily",
+                                  time_config={"hour": 7, "minute": 0})
+    client.force_login(User.objects.create_superuser("root", password="pw-for-tests"))
+    response = client.post(reverse("admin:schedules_schedule_changelist"),
+                           {"action": "run_now", "_selected_action": [schedule_id]}, follow=True)
+    assert b"Queued 1 manual run" in response.content
+    wait_for(lambda: JobExecution.objects.filter(trigger="manual", status="success").exists())
+    execution = JobExecution.objects.get(trigger="manual")
+    assert execution.instance_id == "live" and execution.schedule_id == schedule_id
+    assert execution.metadata["requested_by"] == "root"
+
+
+def test_admin_run_now_without_a_live_instance_says_so(client, db):
+    schedule_id = create_schedule(domain_config_id="nobody", domain="nobody.example.com", frequency="daily",
+                                  time_config={"hour": 7, "minute": 0})
+    client.force_login(User.objects.create_superuser("root", password="pw-for-tests"))
+    response = client.post(reverse("admin:schedules_schedule_changelist"),
+                           {"action": "run_now", "_selected_action": [schedule_id]}, follow=True)
+    assert b"No scheduler instance is running, so nothing was queued" in response.content
+    assert not JobExecution.objects.exists()

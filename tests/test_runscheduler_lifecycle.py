@@ -1,0 +1,133 @@
+"""One real `runscheduler` process: start, heartbeat, shutdown, outages."""
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db import connection
+from django_redis import get_redis_connection
+
+from history.models import JobExecution
+from schedules.locks import lock_key
+from schedules.models import Schedule, SchedulerInstance
+
+from .cluster import Cluster
+from .services_control import start_postgres, stop_postgres
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+UTC = timezone.utc
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp=tmp_path, env={"SCAN_RUNNER": "tests.runners.sleepy_runner", "SCAN_TEST_SLEEP_MAX": "0.1",
+                                   "LOCK_TIMEOUT": "3", "SHUTDOWN_GRACE_SECONDS": "1", "MAX_WORKERS": "4",
+                                   "DB_POOL_TIMEOUT": "1"})
+    yield c
+    c.stop_all()
+
+
+def make(n=1, **fields):
+    made = []
+    for i in range(n):
+        values = {"domain_config_id": f"life-{i}", "domain": f"life{i}.example.com", "frequency": "interval",
+                  "time_config": {"seconds": 1}} | fields
+        schedule = Schedule(**values)
+        schedule.full_clean()
+        schedule.save()
+        made.append(schedule)
+    return made
+
+
+def test_idle_instance_reports_itself_and_stops_within_a_second_on_sigint(cluster):
+    make(2, time_config={"hours": 1})
+    instance = cluster.start("idle")
+    cluster.wait_until_loaded(instance)
+    deadline = time.monotonic() + 5
+    while not SchedulerInstance.objects.filter(instance_id="idle").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    record = SchedulerInstance.objects.get(instance_id="idle")
+    assert record.jobs_loaded == 2 and record.pid == instance.process.pid and record.stopped_at is None
+    assert set(record.status["jobs"]) == {str(s.schedule_id) for s in Schedule.objects.all()}
+    assert Schedule.objects.filter(next_run__isnull=True).count() == 0
+    started = time.monotonic()
+    instance.process.send_signal(signal.SIGINT)
+    assert instance.process.wait(timeout=5) == 0
+    assert time.monotonic() - started < 1.0
+    assert SchedulerInstance.objects.get(instance_id="idle").stopped_at is not None
+
+
+def test_sigterm_lets_scans_finish_then_marks_the_rest_interrupted(cluster):
+    long_scan = make(1, time_config={"seconds": 2}, scan_settings={"sleep": 20})[0]
+    instance = cluster.start("stopper")
+    cluster.wait_until_loaded(instance)
+    deadline = time.monotonic() + 10
+    while not get_redis_connection("default").exists(lock_key(long_scan.schedule_id)):
+        assert time.monotonic() < deadline, instance.log()
+        time.sleep(0.05)
+    assert JobExecution.objects.filter(status="running").exists()
+    started = time.monotonic()
+    assert cluster.terminate(instance) == 0
+    assert time.monotonic() - started < 4, "the grace period is 1 s"
+    execution = JobExecution.objects.get(status="interrupted")
+    assert "shut down" in execution.error_message
+    assert not get_redis_connection("default").exists(lock_key(long_scan.schedule_id)), "lock released"
+
+
+def test_slots_missed_while_no_instance_ran_are_recorded(cluster):
+    schedule = make(1, time_config={"minutes": 5})[0]
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run=long_ago)
+    instance = cluster.start("late", JOB_MISFIRE_GRACE_TIME="60")
+    cluster.wait_until_loaded(instance)
+    assert cluster.terminate(instance) == 0
+    missed = JobExecution.objects.get(status="missed")
+    assert missed.scheduled_for == long_ago and "no scheduler instance was running" in missed.error_message
+    schedule.refresh_from_db()
+    assert schedule.next_run > datetime.now(UTC) - timedelta(minutes=1)
+
+
+def test_postgres_restart_is_survived_without_stale_connection_errors(cluster):
+    make(4, time_config={"seconds": 1})
+    instance = cluster.start("survivor", JOB_MISFIRE_GRACE_TIME="3")
+    cluster.wait_until_loaded(instance)
+    time.sleep(2)
+    connection.close()
+    stop_postgres()
+    try:
+        time.sleep(5)
+        assert instance.process.poll() is None, instance.log()
+    finally:
+        start_postgres()
+    resumed_at = datetime.now(UTC)
+    time.sleep(4)
+    connection.close()
+    assert cluster.terminate(instance) == 0
+    log = instance.log()
+    assert log.count("PostgreSQL unavailable") >= 1
+    assert "missed" in log, "slots that could not be claimed within the grace time are logged as missed"
+    after = JobExecution.objects.filter(scheduled_for__gt=resumed_at + timedelta(seconds=1), status="success")
+    assert after.count() >= 4, log[-3000:]
+    late_errors = log[log.rfind("is back"):] if "is back" in log else log
+    assert "Traceback" not in late_errors, late_errors[-3000:]
+
+
+def test_run_enhanced_scheduler_entry_point(transactional_db):
+    """The original design's Python entry point starts and stops in-process."""
+    from schedules.scheduler import EnhancedScheduler
+
+    make(1, time_config={"hours": 1})
+    scheduler = EnhancedScheduler(max_workers=2, enable_api_sync=False, instance_id="in-process")
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not SchedulerInstance.objects.filter(instance_id="in-process").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert scheduler.running and scheduler.service.specs
+    finally:
+        scheduler.shutdown()
+    assert not scheduler.running
+    assert os.getpid() == SchedulerInstance.objects.get(instance_id="in-process").pid
