@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 logger = logging.getLogger(__name__)
@@ -85,8 +87,22 @@ def build_session(*, token: str, retries: int, backoff: float) -> requests.Sessi
     session.mount("https://", adapter)
     session.headers["Accept"] = "application/json"
     if token:
-        session.headers["Authorization"] = f"Bearer {token}"
+        # An auth object, not a session header: requests would otherwise replace
+        # the header with Basic auth taken from user info in the URL.
+        session.auth = _Bearer(token)
     return session
+
+
+class _Bearer(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(***)"
 
 
 def fetch_entries(
@@ -119,7 +135,10 @@ def _read_body(
         raise ApiHttpError(f"{shown} kept answering with a server error (5xx) after {_attempts(session)} attempts") from None
     except requests.exceptions.Timeout:
         raise ApiUnreachable(f"{shown} did not answer within {timeout:g} s (after retries)") from None
-    except requests.exceptions.ConnectionError:
+    except requests.exceptions.ConnectionError as exc:
+        # A read timeout that exhausted the retries arrives as a ConnectionError.
+        if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
+            raise ApiUnreachable(f"{shown} did not answer within {timeout:g} s (after retries)") from None
         raise ApiUnreachable(f"could not connect to {shown} (connection refused or failed, after retries)") from None
     except requests.exceptions.RequestException as exc:
         raise ApiUnreachable(f"request to {shown} failed: {type(exc).__name__}") from None
