@@ -129,3 +129,17 @@ def test_no_authorization_header_without_a_token(api_server, sync_settings):
 def test_missing_url_is_a_sync_error(sync_settings):
     with pytest.raises(api_client.ApiNotConfigured, match="API_URL is not set"):
         sync_schedules_from_api()
+
+
+def test_metrics_count_outcomes_and_failures(api_server, sync_settings):
+    from prometheus_client import REGISTRY
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0
+
+    created, failures = value("scanner_sync_entries_total", outcome="created"), value("scanner_sync_failures_total")
+    sync_schedules_from_api(url=api_server.serve_json("/ok", EXAMPLE))
+    with pytest.raises(SyncError):
+        sync_schedules_from_api(url=api_server.url("/missing"))
+    assert value("scanner_sync_entries_total", outcome="created") == created + 1
+    assert value("scanner_sync_failures_total") == failures + 1
