@@ -43,6 +43,7 @@ _PROFILE_FIELDS = {
     "customPages": "custom_pages",
     "accept_selector": "accept_selector",
 }
+_STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "updated_at")
 PERIODIC_LOCK_KEY = "schedules:api-sync:interval"
 _BATCH = 500
 
@@ -113,22 +114,25 @@ def import_entries(
     parsed = _parse_entries(entries=entries, plan=plan)
     answer_ids = {e["domain_config_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("domain_config_id"), str)}
     now = timezone.now()
-    stored = {s.domain_config_id: s for s in Schedule.objects.all()}
+    # Plain rows, not model instances: an unchanged re-import of 10,000 entries
+    # builds no model object at all.
+    stored = {row["domain_config_id"]: row for row in Schedule.objects.values(*_STORED_FIELDS)}
+    next_runs: dict[tuple, Any] = {}
     for entry in parsed:
-        _plan_entry(entry=entry, current=stored.get(entry.domain_config_id), plan=plan, force=force, now=now)
-    for dcid, schedule in sorted(stored.items()):
+        _plan_entry(entry=entry, current=stored.get(entry.domain_config_id), plan=plan, force=force, now=now,
+                    next_runs=next_runs)
+    for dcid, row in sorted(stored.items()):
         if dcid in answer_ids:
             continue
         plan.missing.append(dcid)
-        if not disable_missing or not schedule.enabled:
+        if not disable_missing or not row["enabled"]:
             continue
-        if schedule.edited_manually and not force:
+        if row["edited_manually"] and not force:
             plan.held_back.append(dcid)
             continue
-        plan.read_at[schedule.schedule_id] = schedule.updated_at
-        schedule.enabled, schedule.next_run, schedule.updated_at = False, None, now
-        plan.disable.append(schedule)
-        plan.changes.append(f"disable {dcid} ({schedule.domain}): not in the API's answer")
+        plan.read_at[row["schedule_id"]] = row["updated_at"]
+        plan.disable.append(Schedule(**{**row, "enabled": False, "next_run": None, "updated_at": now}))
+        plan.changes.append(f"disable {dcid} ({row['domain']}): not in the API's answer")
     if not dry_run:
         _write(plan=plan)
     result = {
@@ -216,7 +220,6 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         "timezone": schedule.get("timezone", settings.TIME_ZONE),
         "scan_settings": {k: v for k, v in data.items() if k not in ("domain", "schedule")},
     }
-    _check_scan_settings(dcid=dcid, scan_settings=values["scan_settings"])
     return values
 
 
@@ -254,25 +257,33 @@ def _validation_reason(*, dcid: str, error: ValidationError) -> str:
 
 
 def _canonical(value: Any) -> str:
-    # In Python 1 == 1.0 == True; in the JSON the runner reads they differ.
     return json.dumps(value, sort_keys=True)
 
 
-def _plan_entry(*, entry: _Entry, current: Schedule | None, plan: _Plan, force: bool, now) -> None:
+def _differs(stored: Any, incoming: Any) -> bool:
+    if stored != incoming:
+        return True
+    # In Python 1 == 1.0 == True; in the JSON the runner reads they differ.
+    return isinstance(stored, (dict, list)) and _canonical(stored) != _canonical(incoming)
+
+
+def _plan_entry(
+    *, entry: _Entry, current: dict[str, Any] | None, plan: _Plan, force: bool, now, next_runs: dict[tuple, Any]
+) -> None:
     dcid = entry.domain_config_id
     if current is not None:
-        changed = [name for name in SYNCED_FIELDS if _canonical(getattr(current, name)) != _canonical(entry.values[name])]
+        changed = [name for name in SYNCED_FIELDS if _differs(current[name], entry.values[name])]
         if not changed:
             # Identical to the stored row, which was validated when written:
             # skipping validation keeps an unchanged re-import cheap.
             plan.skipped += 1
             return
-        if current.edited_manually and not force:
+        if current["edited_manually"] and not force:
             plan.skipped += 1
             plan.held_back.append(dcid)
             plan.skipped_reasons.append(f"{dcid}: edited by hand; not overwritten without force ({', '.join(changed)})")
             return
-        candidate = Schedule(**{f.attname: getattr(current, f.attname) for f in Schedule._meta.concrete_fields})
+        candidate = Schedule(**current)
         candidate._state.adding = False
     else:
         changed = []
@@ -280,19 +291,28 @@ def _plan_entry(*, entry: _Entry, current: Schedule | None, plan: _Plan, force: 
     for name, value in entry.values.items():
         setattr(candidate, name, value)
     try:
+        _check_scan_settings(dcid=dcid, scan_settings=candidate.scan_settings)
+    except _Reject as reject:
+        plan.rejected.append(str(reject))
+        return
+    try:
         candidate.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         plan.rejected.append(_validation_reason(dcid=dcid, error=exc))
         return
     candidate.edited_manually = False
-    candidate.next_run = candidate.compute_next_run(now=now)
+    # next_run depends only on these; 10,000 daily entries share a few dozen.
+    key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled)
+    if key not in next_runs:
+        next_runs[key] = candidate.compute_next_run(now=now)
+    candidate.next_run = next_runs[key]
     candidate.updated_at = now
     if current is None:
         candidate.created_at = now
         plan.create.append(candidate)
         plan.changes.append(f"create {dcid} ({candidate.domain}): {candidate.description}")
     else:
-        plan.read_at[candidate.schedule_id] = current.updated_at
+        plan.read_at[candidate.schedule_id] = current["updated_at"]
         plan.update.append(candidate)
         plan.changes.append(f"update {dcid} ({candidate.domain}): {', '.join(changed)}")
 
