@@ -112,7 +112,7 @@ def import_entries(
     """The import half of the sync, for an already-read ``data`` list."""
     plan = _Plan()
     parsed = _parse_entries(entries=entries, plan=plan)
-    answer_ids = {e["domain_config_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("domain_config_id"), str)}
+    answer_ids = set(_answer_ids(entries))
     now = timezone.now()
     # Plain rows, not model instances: an unchanged re-import of 10,000 entries
     # builds no model object at all.
@@ -156,8 +156,12 @@ def import_entries(
     return result
 
 
+def _answer_ids(entries: list[Any]) -> list[str]:
+    return [e["domain_config_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("domain_config_id"), str)]
+
+
 def _parse_entries(*, entries: list[Any], plan: _Plan) -> list[_Entry]:
-    ids = Counter(e.get("domain_config_id") for e in entries if isinstance(e, dict) and isinstance(e.get("domain_config_id"), str))
+    ids = Counter(_answer_ids(entries))
     parsed = []
     for index, raw in enumerate(entries):
         dcid = raw.get("domain_config_id") if isinstance(raw, dict) else None
@@ -333,6 +337,7 @@ def _write(*, plan: _Plan) -> None:
                 )
                 stale = [pk for pk, read in plan.read_at.items() if before.get(pk) != read]
                 if stale:
+                    SYNC_FAILURES.inc()
                     raise SyncConflict(f"{len(stale)} schedule(s) changed during the import; nothing written, run it again")
             Schedule.objects.bulk_create(plan.create, batch_size=_BATCH)
             Schedule.objects.bulk_update(
