@@ -148,6 +148,10 @@ API_TOKEN = env_str("API_TOKEN")
 REQUEST_TIMEOUT = env_float("REQUEST_TIMEOUT", 10.0, minimum=0.1)
 ENABLE_API_SYNC = env_bool("ENABLE_API_SYNC", False)
 API_SYNC_INTERVAL = env_float("API_SYNC_INTERVAL", 300.0, minimum=1)
+# Whole-answer bound: a server that drips bytes never trips the read timeout.
+API_SYNC_DEADLINE = env_float("API_SYNC_DEADLINE", 60.0, minimum=0.1)
+API_SYNC_RETRIES = env_int("API_SYNC_RETRIES", 3, minimum=0, maximum=10)
+API_SYNC_BACKOFF = env_float("API_SYNC_BACKOFF", 0.5, minimum=0)
 
 # --- History, metrics -----------------------------------------------------
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)

@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
 
 from history.services import queue_manual_run
 
+from .admin_sync import sync_view
 from .instances import live_instances
 from .models import ScanProfile, Schedule, SchedulerInstance
 from .notify import publish_schedule_changes
@@ -26,6 +28,14 @@ class ScheduleAdmin(admin.ModelAdmin):
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
     actions = ("enable_schedules", "disable_schedules", "run_now")
+
+    def get_urls(self):
+        sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")
+        return [sync, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "has_sync_permission": self.has_change_permission(request)}
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="schedule", ordering="frequency")
     def in_words(self, obj: Schedule) -> str:

@@ -54,3 +54,28 @@ def make_schedule(db):
 
 def pytest_report_header(config):
     return [f"database: {settings.DATABASES['default']['ENGINE']}", f"redis: {bool(settings.REDIS_URL)}"]
+
+
+@pytest.fixture
+def api_server():
+    """A real HTTP server on 127.0.0.1 playing the upstream API (tests/api_server.py)."""
+    from tests.api_server import ApiServer
+
+    with ApiServer() as server:
+        yield server
+
+
+API_TOKEN_FOR_TESTS = "tok-3f9a-never-shown"
+
+
+@pytest.fixture
+def sync_settings(settings):
+    """Small timeouts so failure tests finish in fractions of a second."""
+    settings.API_URL = ""
+    settings.API_TOKEN = API_TOKEN_FOR_TESTS
+    settings.REQUEST_TIMEOUT = 0.3
+    settings.API_SYNC_DEADLINE = 1.0
+    settings.API_SYNC_RETRIES = 2
+    settings.API_SYNC_BACKOFF = 0.01
+    settings.HTTP_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+    return settings

@@ -1,0 +1,46 @@
+"""``python manage.py syncschedules``: one import from the upstream API."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from schedules.sync import SyncError, sync_schedules_from_api
+
+
+class Command(BaseCommand):
+    help = "Import schedules from the upstream API (API_URL) once and print what changed."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="Show what would change; write nothing.")
+        parser.add_argument("--url", help="Read this URL instead of API_URL.")
+        parser.add_argument(
+            "--disable-missing", action="store_true", help="Disable (never delete) schedules missing from the answer."
+        )
+        parser.add_argument("--force", action="store_true", help="Overwrite schedules edited by hand, too.")
+
+    def handle(self, *args, **options):
+        try:
+            result = sync_schedules_from_api(
+                url=options["url"],
+                dry_run=options["dry_run"],
+                disable_missing=options["disable_missing"],
+                force=options["force"],
+            )
+        except SyncError as exc:
+            raise CommandError(f"API sync failed: {exc}") from None
+        prefix = "dry run, nothing written: would have " if result["dry_run"] else ""
+        self.stdout.write(
+            f"{prefix}created {result['created']}, updated {result['updated']}, skipped {result['skipped']}, "
+            f"invalid {len(result['rejected'])}, held back {len(result['held_back'])}, "
+            f"missing {len(result['missing'])}, disabled {len(result['disabled'])}"
+        )
+        sections = (
+            ("changes", "Changes"),
+            ("rejected", "Invalid entries"),
+            ("skipped_reasons", "Skipped"),
+            ("held_back", "Held back (edited by hand; use --force)"),
+            ("missing", "Missing from the API's answer"),
+        )
+        for key, title in sections:
+            if result[key]:
+                self.stdout.write(f"{title}:")
+                for line in result[key]:
+                    self.stdout.write(f"  {line}")
