@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from .admin_history import ScheduleHistoryMixin
 from .models import ScanProfile, Schedule, SchedulerInstance
 from .notify import publish_schedule_changes
 from .triggers import TimeConfigError
@@ -10,7 +11,7 @@ UPCOMING_COUNT = 5
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ScheduleHistoryMixin, admin.ModelAdmin):
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
     list_filter = ("frequency", "enabled", "last_status")
     search_fields = ("domain", "domain_config_id")
