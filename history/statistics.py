@@ -78,6 +78,36 @@ def get_window_statistics(*, since: datetime, until: datetime) -> dict:
     return _statistics(finished_in_window(since=since, until=until))
 
 
+def get_statistics_for_windows(*, lengths: list[timedelta], now: datetime | None = None) -> list[dict]:
+    """Statistics for several windows ending now (e.g. 24 h, 7 d, 30 d) in ONE
+    scan of the longest: each window is a FILTER on the same aggregate."""
+    until = _now(now)
+    aggregates = {}
+    for i, length in enumerate(lengths):
+        inside = Q(started_at__gte=until - length)
+        aggregates |= {
+            f"total_{i}": Count("pk", filter=inside),
+            f"successful_{i}": Count("pk", filter=inside & SUCCESS),
+            f"failed_{i}": Count("pk", filter=inside & FAILED),
+            f"avg_{i}": Avg("duration_seconds", filter=inside),
+            f"min_{i}": Min("duration_seconds", filter=inside),
+            f"max_{i}": Max("duration_seconds", filter=inside),
+        }
+    row = finished_in_window(since=until - max(lengths), until=until).aggregate(**aggregates)
+    return [
+        {
+            "total_executions": row[f"total_{i}"],
+            "successful": row[f"successful_{i}"],
+            "failed": row[f"failed_{i}"],
+            "success_rate": success_rate(successful=row[f"successful_{i}"], total=row[f"total_{i}"]),
+            "avg_duration": _round(row[f"avg_{i}"]),
+            "min_duration": _round(row[f"min_{i}"]),
+            "max_duration": _round(row[f"max_{i}"]),
+        }
+        for i in range(len(lengths))
+    ]
+
+
 def get_schedule_statistics(*, schedule_id: uuid.UUID, days: int = 30, now: datetime | None = None) -> dict:
     until = _now(now)
     window = finished_in_window(since=until - timedelta(days=days), until=until)

@@ -112,3 +112,12 @@ def test_job_history_facade_of_the_design(known_week):
     assert len(history.get_executions_by_schedule(b.pk)) == 4
     assert history.get_execution_statistics(days=7, now=NOW)["total_executions"] == 5
     assert history.cleanup_old_executions(days=7, now=NOW, dry_run=True) == 2
+
+
+def test_windows_statistics_in_one_query_match_the_single_window_ones(known_week):
+    lengths = [timedelta(hours=24), timedelta(days=7), timedelta(days=30)]
+    with CaptureQueriesContext(connection) as queries:
+        rows = statistics.get_statistics_for_windows(lengths=lengths, now=NOW)
+    assert len(queries) == 1
+    assert rows == [statistics.get_window_statistics(since=NOW - length, until=NOW) for length in lengths]
+    assert [r["total_executions"] for r in rows] == [1, 5, 7]
