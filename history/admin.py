@@ -1,6 +1,10 @@
-from django.contrib import admin
-from django.utils.html import format_html
+import json
 
+from django.contrib import admin
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+
+from .admin_filters import DomainFilter, InstanceFilter
 from .models import JobExecution
 from .pagination import EstimatedCountPaginator
 
@@ -14,6 +18,16 @@ STATUS_COLOURS = {
     "abandoned": "#8250df",
     "interrupted": "#6e7781",
 }
+COOKIE_COLUMNS = ("name", "domain", "path", "secure", "httponly", "samesite")
+PRE_STYLE = "white-space:pre-wrap;max-height:40em;overflow:auto;margin:0"
+
+
+def schedule_change_url(schedule_id) -> str:
+    # By URL name: history never imports the schedules app.
+    try:
+        return reverse("admin:schedules_schedule_change", args=[schedule_id])
+    except NoReverseMatch:
+        return ""
 
 
 @admin.register(JobExecution)
@@ -23,7 +37,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
     list_display = (
         "started_at",
         "coloured_status",
-        "domain",
+        "schedule_link",
         "scheduled_for",
         "duration",
         "scan_id",
@@ -31,16 +45,24 @@ class JobExecutionAdmin(admin.ModelAdmin):
         "instance_id",
         "error_excerpt",
     )
-    list_filter = ("status", "trigger", ("started_at", admin.DateFieldListFilter))
+    list_filter = ("status", "trigger", ("started_at", admin.DateFieldListFilter), DomainFilter, InstanceFilter)
     search_fields = ("domain", "=domain_config_id", "=scan_id")
     date_hierarchy = None
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_select_related = False
     ordering = ("-started_at",)
+    fieldsets = (
+        (None, {"fields": ("execution_id", "coloured_status", "schedule_link", "domain", "domain_config_id",
+                           "job_id", "trigger", "scan_id", "instance_id")}),
+        ("Times", {"fields": ("scheduled_for", "started_at", "completed_at", "duration", "heartbeat_at",
+                              "created_at")}),
+        ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
+        ("Result", {"fields": ("cookies", "metadata_pretty")}),
+    )
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        return [name for _, options in self.fieldsets for name in options["fields"]]
 
     def has_add_permission(self, request):
         return False
@@ -57,6 +79,14 @@ class JobExecutionAdmin(admin.ModelAdmin):
             '<span style="color:{};font-weight:bold">{}</span>', STATUS_COLOURS.get(obj.status, "inherit"), obj.status
         )
 
+    @admin.display(description="schedule", ordering="domain")
+    def schedule_link(self, obj):
+        # Only the FK's id is read: no join, no query per row.
+        url = schedule_change_url(obj.schedule_id) if obj.schedule_id else ""
+        if not url:
+            return f"{obj.domain} (deleted schedule)" if obj.schedule_id is None else obj.domain
+        return format_html('<a href="{}">{}</a>', url, obj.domain)
+
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, obj):
         return "" if obj.duration_seconds is None else f"{obj.duration_seconds:.2f} s"
@@ -65,3 +95,47 @@ class JobExecutionAdmin(admin.ModelAdmin):
     def error_excerpt(self, obj):
         message = obj.error_message or ""
         return message if len(message) <= 80 else message[:77] + "..."
+
+    @admin.display(description="error type")
+    def error_type(self, obj):
+        return (obj.error_details or {}).get("type", "") if isinstance(obj.error_details, dict) else ""
+
+    @admin.display(description="traceback")
+    def traceback(self, obj):
+        details = obj.error_details if isinstance(obj.error_details, dict) else {}
+        text = details.get("traceback") or ""
+        return format_html('<pre class="traceback" style="{}">{}</pre>', PRE_STYLE, text) if text else "-"
+
+    @admin.display(description="error details")
+    def error_details_pretty(self, obj):
+        return _json_block(obj.error_details)
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, obj):
+        return _json_block(obj.metadata)
+
+    @admin.display(description="cookies found")
+    def cookies(self, obj):
+        found = (obj.metadata or {}).get("cookies") if isinstance(obj.metadata, dict) else None
+        if not isinstance(found, list) or not found:
+            return "-"
+        rows = [c for c in found if isinstance(c, dict)]
+        head = format_html_join("", "<th>{}</th>", ((column,) for column in COOKIE_COLUMNS))
+        body = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            ((format_html_join("", "<td>{}</td>", ((_cell(c.get(col)),) for col in COOKIE_COLUMNS)),) for c in rows),
+        )
+        return format_html('<table class="cookies"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+def _json_block(value):
+    if value in (None, {}, []):
+        return "-"
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, json.dumps(value, indent=2, sort_keys=True, default=str))

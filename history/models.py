@@ -76,6 +76,11 @@ class JobExecution(models.Model):
         ]
         indexes = [
             models.Index(fields=["-started_at"], name="job_exec_started_idx"),
+            # Covering: statistics and chart series over a time window become
+            # index-only scans (migration 0002; see docs/benchmarks/history.md).
+            models.Index(
+                fields=["started_at"], include=["status", "duration_seconds"], name="job_exec_started_cover_idx"
+            ),
             models.Index(fields=["schedule", "-started_at"], name="job_exec_schedule_started_idx"),
             models.Index(fields=["status", "-started_at"], name="job_exec_status_started_idx"),
             models.Index(fields=["domain", "-started_at"], name="job_exec_domain_started_idx"),

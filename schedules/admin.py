@@ -5,6 +5,7 @@ from django.utils.html import format_html_join
 
 from history.services import queue_manual_run
 
+from .admin_history import ScheduleHistoryMixin
 from .admin_sync import sync_view
 from .instances import live_instances
 from .models import ScanProfile, Schedule, SchedulerInstance
@@ -15,7 +16,7 @@ UPCOMING_COUNT = 5
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ScheduleHistoryMixin, admin.ModelAdmin):
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
     list_filter = ("frequency", "enabled", "last_status")
     search_fields = ("domain", "domain_config_id")

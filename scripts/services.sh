@@ -15,6 +15,15 @@ ensure_redis_server() {
   fi
 }
 
+ensure_chromium() {
+  # Browser tests drive Debian's Chromium; Playwright's own download needs a
+  # network this project does not have.
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium from Debian's packages"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+}
+
 ensure_postgres_server() {
   if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/postgres" ]; then
     echo "== installing postgresql from Debian's packages"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/services.sh
 
 ensure_venv requirements-test.txt
+ensure_chromium
 trap stop_services EXIT INT TERM
 start_services
 

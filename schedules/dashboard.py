@@ -1,0 +1,84 @@
+"""The admin dashboard: history statistics, charts, next runs, live instances.
+
+It lives in schedules (not history) because it shows schedules and scheduler
+instances; history must never import schedules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from history import statistics
+from history.admin import STATUS_COLOURS
+
+from . import charts
+from .models import Schedule, SchedulerInstance
+
+WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
+CHART_DAYS = 14
+OTHER_COLOUR = "#9a6700"
+
+
+def live_instances(*, now: datetime | None = None) -> QuerySet[SchedulerInstance]:
+    """Instances that beat recently and did not say they stopped."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.INSTANCE_STALE_SECONDS)
+    return SchedulerInstance.objects.filter(last_seen__gte=cutoff, stopped_at__isnull=True).order_by("instance_id")
+
+
+def next_runs(*, limit: int = 10) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(enabled=True, next_run__isnull=False).order_by("next_run")[:limit]
+
+
+def window_statistics(*, now: datetime) -> list[dict]:
+    # One aggregate for all windows: the 30-day scan covers the shorter ones.
+    rows = statistics.get_statistics_for_windows(lengths=[length for _, length in WINDOWS], now=now)
+    return [{"label": label, **row} for (label, _), row in zip(WINDOWS, rows)]
+
+
+def _charts(*, now: datetime) -> dict:
+    outcomes = statistics.get_daily_outcomes(days=CHART_DAYS, now=now)
+    durations = statistics.get_daily_durations(days=CHART_DAYS, now=now)
+    labels = [row["day"].strftime("%m-%d") for row in outcomes]
+    outcome_series = [
+        ("success", STATUS_COLOURS["success"], [row["success"] for row in outcomes]),
+        ("failed", STATUS_COLOURS["failed"], [row["failed"] for row in outcomes]),
+        ("other", OTHER_COLOUR, [row["other"] for row in outcomes]),
+    ]
+    duration_series = [
+        ("average", "#0969da", [row["avg"] for row in durations]),
+        ("maximum", "#8250df", [row["max"] for row in durations]),
+    ]
+    return {
+        "outcomes_chart": charts.stacked_bars(label="Executions per day by outcome", labels=labels,
+                                              series=outcome_series),
+        "outcomes_legend": charts.legend([(name, colour) for name, colour, _ in outcome_series]),
+        "durations_chart": charts.lines(label="Scan duration per day", labels=labels, series=duration_series,
+                                        unit=" s"),
+        "durations_legend": charts.legend([(name, colour) for name, colour, _ in duration_series]),
+    }
+
+
+def dashboard_context(*, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    return {
+        "now": now,
+        "windows": window_statistics(now=now),
+        "chart_days": CHART_DAYS,
+        "failing": statistics.get_failing_schedules(days=7, limit=10, now=now),
+        "next_runs": list(next_runs(limit=10)),
+        "instances": list(live_instances(now=now)),
+        "stale_seconds": settings.INSTANCE_STALE_SECONDS,
+        **_charts(now=now),
+    }
+
+
+def dashboard_view(request):
+    """Staff only: wrapped in admin.site.admin_view in the URLconf."""
+    context = {**admin.site.each_context(request), "title": "Scheduler dashboard", **dashboard_context()}
+    return TemplateResponse(request, "admin/dashboard.html", context)
