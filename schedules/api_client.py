@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-import requests.auth
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
-from urllib3.util.retry import Retry
+
+from .http import DeadlineExceeded, ResponseTooLarge, build_session, read_body
 
 logger = logging.getLogger(__name__)
-
-RETRY_STATUSES = (500, 502, 503, 504)
-_CHUNK_BYTES = 64 * 1024
 
 
 class SyncError(Exception):
@@ -68,43 +63,6 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
-def build_session(*, token: str, retries: int, backoff: float) -> requests.Session:
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        backoff_factor=backoff,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET"}),
-        # A Retry-After of an hour would stall the scheduler loop past any deadline.
-        respect_retry_after_header=False,
-        raise_on_status=True,
-    )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["Accept"] = "application/json"
-    if token:
-        # An auth object, not a session header: requests would otherwise replace
-        # the header with Basic auth taken from user info in the URL.
-        session.auth = _Bearer(token)
-    return session
-
-
-class _Bearer(requests.auth.AuthBase):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_Bearer(***)"
-
-
 def fetch_entries(
     *,
     url: str,
@@ -120,6 +78,7 @@ def fetch_entries(
         raise ApiNotConfigured("API_URL is not set (set it, or pass --url)")
     shown = redact_url(url)
     with build_session(token=token, retries=retries, backoff=backoff) as session:
+        session.headers["Accept"] = "application/json"
         body = _read_body(session=session, url=url, shown=shown, timeout=timeout, deadline=deadline,
                           max_bytes=max_bytes)
     return _parse(body=body, shown=shown)
@@ -146,43 +105,14 @@ def _read_body(
     with response:
         if response.status_code >= 400:
             raise ApiHttpError(f"{shown} answered HTTP {response.status_code} {response.reason or ''}".rstrip())
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise ApiTooLarge(f"{shown} announced {int(declared)} bytes; the limit is {max_bytes} bytes")
-        remaining = deadline - (time.monotonic() - started)
-        # iter_content blocks until a whole chunk has arrived, so a server that
-        # drips one byte at a time is never seen between chunks. A timer that
-        # shuts the socket down interrupts that blocking read.
-        timed_out = threading.Event()
-
-        def cut_off() -> None:
-            timed_out.set()
-            try:
-                response.raw.shutdown()
-            except (ValueError, RuntimeError, OSError):
-                pass  # already finished or released
-
-        watchdog = threading.Timer(max(remaining, 0), cut_off)
-        watchdog.daemon = True
-        watchdog.start()
-        chunks: list[bytes] = []
-        size = 0
         try:
-            for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ApiTooLarge(f"{shown} sent more than {max_bytes} bytes (the limit)")
-                if timed_out.is_set():
-                    break
-                chunks.append(chunk)
+            return read_body(response, max_bytes=max_bytes, seconds_left=deadline - (time.monotonic() - started))
+        except ResponseTooLarge as exc:
+            raise ApiTooLarge(f"{shown} {exc}") from None
+        except DeadlineExceeded:
+            raise ApiDeadlineExceeded(f"{shown} did not finish its answer within the {deadline:g} s deadline") from None
         except requests.exceptions.RequestException:
-            if not timed_out.is_set():
-                raise ApiUnreachable(f"reading the answer of {shown} failed or timed out after {timeout:g} s") from None
-        finally:
-            watchdog.cancel()
-        if timed_out.is_set():
-            raise ApiDeadlineExceeded(f"{shown} did not finish its answer within the {deadline:g} s deadline")
-    return b"".join(chunks)
+            raise ApiUnreachable(f"reading the answer of {shown} failed or timed out after {timeout:g} s") from None
 
 
 def _attempts(session: requests.Session) -> int:

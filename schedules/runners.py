@@ -24,7 +24,7 @@ import requests
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from .http import ResponseTooLarge, make_session, read_capped
+from .http import DeadlineExceeded, ResponseTooLarge, build_session, read_body, seconds_until
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ def noop_runner(request: ScanRequest) -> ScanResult:
 
 
 def http_runner(request: ScanRequest) -> ScanResult:
-    session = make_session(token=settings.SCAN_API_TOKEN, retries=0)
+    # A POST that may have started a scan is not retried here; the whole scan is
+    # retried by run_with_retries, recorded as attempts of the execution.
+    session = build_session(token=settings.SCAN_API_TOKEN, retries=0, backoff=0)
     payload = {
         "domain": request.domain,
         "domain_config_id": request.domain_config_id,
@@ -67,7 +69,7 @@ def http_runner(request: ScanRequest) -> ScanResult:
     }
     deadline = time.monotonic() + settings.SCAN_DEADLINE
     with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True) as response:
-        body = read_capped(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=deadline)
+        body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, seconds_left=seconds_until(deadline))
         response.raise_for_status()
     answer = requests.models.complexjson.loads(body or b"{}")
     scan_id = answer.get("scan_id") or answer.get("id") or (answer.get("data") or {}).get("scan_id") or ""
@@ -77,7 +79,7 @@ def http_runner(request: ScanRequest) -> ScanResult:
 def probe_runner(request: ScanRequest) -> ScanResult:
     pages = ["/"] + [p for p in request.scan_settings.get("customPages") or [] if isinstance(p, str)]
     scheme = settings.PROBE_SCHEME
-    session = make_session(token="", retries=0)
+    session = build_session(token="", retries=1, backoff=0.5)
     deadline = time.monotonic() + settings.SCAN_DEADLINE
     cookies: dict[tuple, dict] = {}
     fetched = []
@@ -100,7 +102,7 @@ def _fetch_following_redirects(session, url: str, deadline: float, max_redirects
     for _ in range(max_redirects + 1):
         _refuse_private(url)
         with session.get(url, timeout=_timeouts(), allow_redirects=False, stream=True) as response:
-            read_capped(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=deadline)
+            read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, seconds_left=seconds_until(deadline))
             jar.extend(_cookies_of(response))
             if response.is_redirect and response.headers.get("location"):
                 url = urljoin(url, response.headers["location"])
@@ -194,7 +196,7 @@ def run_with_retries(
         started = time.monotonic()
         try:
             result = as_result(runner(request))
-        except (ScanRefused, ResponseTooLarge) as exc:
+        except (ScanRefused, ResponseTooLarge, DeadlineExceeded) as exc:
             attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"})
             return _failed(attempts, exc)  # retrying cannot help
         except Exception as exc:  # noqa: BLE001 - any runner failure is recorded

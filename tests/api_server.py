@@ -84,6 +84,7 @@ class ApiServer:
         self.routes: dict[str, Behaviour] = {}
         self.hits: Counter[str] = Counter()
         self.authorization: list[str | None] = []
+        self.bodies: list[bytes] = []
         self.stop = threading.Event()
         api = self
 
@@ -92,6 +93,18 @@ class ApiServer:
                 path = self.path.split("?")[0]
                 api.hits[path] += 1
                 api.authorization.append(self.headers.get("Authorization"))
+                behaviour = api.routes.get(path)
+                if behaviour is None:
+                    send(self, 404, b'{"detail": "not found"}')
+                else:
+                    behaviour(self, api)
+
+            def do_POST(self):
+                path = self.path.split("?")[0]
+                api.hits[path] += 1
+                api.authorization.append(self.headers.get("Authorization"))
+                length = int(self.headers.get("Content-Length") or 0)
+                api.bodies.append(self.rfile.read(length))
                 behaviour = api.routes.get(path)
                 if behaviour is None:
                     send(self, 404, b'{"detail": "not found"}')

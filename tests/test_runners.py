@@ -1,0 +1,122 @@
+"""Scan runners against a real HTTP server on 127.0.0.1."""
+
+import json
+import logging
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from scanner_project.logformat import JsonFormatter
+from schedules.runners import (
+    ScanRefused,
+    ScanRequest,
+    get_runner,
+    http_runner,
+    noop_runner,
+    probe_runner,
+    run_with_retries,
+)
+from tests.api_server import send
+
+
+def request_for(domain: str, **settings) -> ScanRequest:
+    return ScanRequest(schedule_id=uuid.uuid4(), execution_id=uuid.uuid4(), domain=domain, domain_config_id="cfg",
+                       scheduled_for=datetime(2026, 5, 1, tzinfo=timezone.utc), scan_settings=settings)
+
+
+def with_cookies(*cookies: str, status: int = 200, location: str | None = None):
+    def behave(handler, server):
+        handler.send_response(status)
+        for cookie in cookies:
+            handler.send_header("Set-Cookie", cookie)
+        if location:
+            handler.send_header("Location", location)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    return behave
+
+
+@pytest.fixture
+def probe_settings(settings):
+    settings.PROBE_SCHEME = "http"
+    settings.PROBE_ALLOW_PRIVATE = True
+    settings.REQUEST_TIMEOUT = 1
+    settings.SCAN_DEADLINE = 3
+    settings.SCAN_API_TOKEN = "scan-token-never-logged"
+    return settings
+
+
+def host_of(server) -> str:
+    return f"127.0.0.1:{server.httpd.server_address[1]}"
+
+
+def test_probe_records_the_cookies_of_the_home_page_and_custom_pages(api_server, probe_settings):
+    api_server.serve("/", with_cookies("session=abc; Path=/; HttpOnly; SameSite=Lax", "consent=0; Path=/"))
+    api_server.serve("/privacy", with_cookies("tracker=1; Path=/; Secure; SameSite=None"))
+    result = probe_runner(request_for(host_of(api_server), customPages=["/privacy"]))
+    cookies = {c["name"]: c for c in result.metadata["cookies"]}
+    assert set(cookies) == {"session", "consent", "tracker"}
+    assert cookies["session"]["httponly"] is True and cookies["session"]["samesite"] == "Lax"
+    assert cookies["tracker"]["secure"] is True and cookies["consent"]["httponly"] is False
+    assert [p["status"] for p in result.metadata["pages"]] == [200, 200]
+
+
+def test_probe_follows_redirects_and_keeps_their_cookies(api_server, probe_settings):
+    api_server.serve("/", with_cookies("first=1; Path=/", status=302, location="/home"))
+    api_server.serve("/home", with_cookies("second=2; Path=/"))
+    result = probe_runner(request_for(host_of(api_server)))
+    assert {c["name"] for c in result.metadata["cookies"]} == {"first", "second"}
+    assert result.metadata["pages"][0]["final_url"].endswith("/home")
+
+
+@pytest.mark.parametrize("domain", ["127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "192.168.0.10"])
+def test_probe_refuses_private_addresses_unless_allowed(domain, settings):
+    settings.PROBE_ALLOW_PRIVATE = False
+    with pytest.raises(ScanRefused, match="PROBE_ALLOW_PRIVATE"):
+        probe_runner(request_for(domain))
+
+
+def test_a_refused_scan_is_not_retried(settings):
+    settings.PROBE_ALLOW_PRIVATE = False
+    outcome = run_with_retries(runner=probe_runner, request=request_for("127.0.0.1"), max_retries=3, backoff=0,
+                               stop=threading.Event())
+    assert outcome.result is None and len(outcome.attempts) == 1
+    assert outcome.error_details["type"] == "schedules.runners.ScanRefused"
+
+
+def test_http_runner_posts_the_domain_and_settings_and_reads_the_scan_id(api_server, probe_settings):
+    url = api_server.serve("/scans", lambda h, s: send(h, 201, b'{"scan_id": "scan-777"}'))
+    probe_settings.SCAN_API_URL = url
+    result = http_runner(request_for("example.com", maxPages=5))
+    assert result.scan_id == "scan-777"
+    body = json.loads(api_server.bodies[-1])
+    assert body["domain"] == "example.com" and body["settings"] == {"maxPages": 5}
+    assert api_server.authorization[-1] == "Bearer scan-token-never-logged"
+
+
+def test_http_runner_raises_on_an_error_answer(api_server, probe_settings):
+    probe_settings.SCAN_API_URL = api_server.serve("/scans", lambda h, s: send(h, 500, b"{}"))
+    with pytest.raises(Exception, match="500"):
+        http_runner(request_for("example.com"))
+
+
+def test_runner_selection(settings):
+    settings.SCAN_RUNNER, settings.SCAN_API_URL = "", ""
+    assert get_runner() is probe_runner
+    settings.SCAN_API_URL = "http://scan.internal/scans"
+    assert get_runner() is http_runner
+    settings.SCAN_RUNNER = "schedules.runners.noop_runner"
+    assert get_runner() is noop_runner
+
+
+def test_json_log_lines_carry_the_job_context():
+    record = logging.LogRecord("schedules.execution", logging.INFO, __file__, 1, "Running %s", ("x",), None)
+    record.schedule_id, record.execution_id, record.instance_id = "s-1", "e-1", "host-1"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "Running x"
+    assert (line["schedule_id"], line["execution_id"], line["instance_id"]) == ("s-1", "e-1", "host-1")
+    assert line["level"] == "INFO" and line["logger"] == "schedules.execution"
