@@ -79,8 +79,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # process). A pool needs CONN_MAX_AGE=0; connections go back on close.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # After a PostgreSQL restart the pool must not hand out dead connections:
-    # Django then checks each one as it is taken from the pool.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # each one is checked as it is taken (one short round trip).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", True)
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "pool": {

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from history import services as history
@@ -23,8 +23,9 @@ from history.models import ExecutionStatus
 from scanner_project import metrics
 
 from .jobs import JobSpec
-from .locks import HeldLock, LockBackendDown
-from .models import Schedule
+from .locks import HeldLock, LockBackendDown, SlotGate
+from .slot_check import LostSlotCheck
+from .bookkeeping import ScheduleBookkeeping
 from .runners import ScanRequest, run_with_retries
 from .triggers import next_fire_times, shared_trigger
 
@@ -97,6 +98,9 @@ class RunContext:
     stale_after: timedelta
     redis_outage: OutageLog
     db_outage: OutageLog
+    slot_gate: SlotGate | None = None
+    lost_slots: LostSlotCheck = field(default_factory=LostSlotCheck)
+    bookkeeping: ScheduleBookkeeping = field(default_factory=ScheduleBookkeeping)
     running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)
     running_mutex: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], datetime] = timezone.now
@@ -105,6 +109,18 @@ class RunContext:
 def _log_extra(ctx: RunContext, spec: JobSpec, execution_id=None, scheduled_for=None) -> dict:
     return {"extra": {"schedule_id": spec.schedule_id, "execution_id": execution_id,
                       "instance_id": ctx.instance_id, "scheduled_for": scheduled_for}}
+
+
+def repair_connections() -> None:
+    """After a database error: give back this thread's connection and have the
+    pool drop every broken idle one (a restarted PostgreSQL breaks them all)."""
+    close_old_connections()
+    pool = getattr(connection, "pool", None) if connection.vendor == "postgresql" else None
+    if pool is not None:
+        try:
+            pool.check()
+        except Exception:  # noqa: BLE001 - the next claim retry reports the outage
+            pass
 
 
 def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> uuid.UUID | None | bool:
@@ -122,14 +138,20 @@ def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) ->
             return execution_id
         except DatabaseError as exc:
             ctx.db_outage.down(exc, "slots are retried until their grace time runs out")
-            close_old_connections()
+            repair_connections()
             if ctx.clock() + timedelta(seconds=wait) > give_up_at or ctx.stop.wait(wait):
                 return False
             wait = min(wait * 2, CLAIM_RETRY_MAX)
 
 
-def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str | None:
+def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True) -> str | None:
     """Returns the final status of the run this instance made, or None."""
+    if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down and not ctx.slot_gate.first(
+        spec.schedule_id, scheduled_for, ctx.instance_id
+    ):
+        metrics.CLAIM_LOSSES.inc()
+        ctx.lost_slots.note(spec, scheduled_for)
+        return None
     claimed = claim_with_retry(ctx, spec, scheduled_for)
     if claimed is False:
         logger.warning("Slot %s of %s missed: database unavailable past its grace time", scheduled_for,
@@ -220,15 +242,14 @@ def _finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **
             written = history.finish_execution(execution_id=execution_id, status=status, started_at=started_at,
                                                completed_at=completed_at, **fields)
             if written:
-                Schedule.objects.filter(schedule_id=spec.schedule_id).update(
-                    last_run=started_at, last_status=status, next_run=_next_run(spec, ctx.clock())
-                )
+                ctx.bookkeeping.note(schedule_id=spec.schedule_id, last_run=started_at, last_status=status,
+                                     next_run=_next_run(spec, ctx.clock()))
             break
         except DatabaseError as exc:
             # The scan is done; losing its record would hide it. Keep trying a
             # while (the row stays `running` and is marked abandoned otherwise).
             ctx.db_outage.down(exc, "finished runs are recorded when it returns")
-            close_old_connections()
+            repair_connections()
             if ctx.stop.wait(min(0.5 * 2**attempt, 5.0)) and attempt > 3:
                 return
     metrics.EXECUTIONS.labels(status=status, trigger=fields.get("metadata", {}).get("trigger", "scheduled")).inc()

@@ -130,3 +130,33 @@ def make_schedule_locks(*, timeout: float):
 
         return RedisScheduleLocks(client=get_redis_connection("default"), timeout=timeout)
     return LocalScheduleLocks(timeout=timeout)
+
+
+class SlotGate:
+    """A cheap first-come check per slot in Redis (SET NX), so that losing
+    instances skip their database insert. It only ever says "someone else
+    fired this slot first"; the database claim stays the fence that decides
+    who runs it, so a Redis outage just lets every instance through."""
+
+    def __init__(self, *, client, ttl: float):
+        self.client = client
+        self.ttl = int(max(ttl, 1))
+
+    def first(self, schedule_id: uuid.UUID, slot, instance_id: str) -> bool:
+        if self.client is None:
+            return True
+        key = f"slot:{schedule_id}:{int(slot.timestamp() * 1000)}"
+        try:
+            return bool(self.client.set(key, instance_id, nx=True, ex=self.ttl))
+        except REDIS_DOWN_ERRORS:
+            return True
+
+
+def make_slot_gate(*, ttl: float) -> SlotGate:
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        from django_redis import get_redis_connection
+
+        return SlotGate(client=get_redis_connection("default"), ttl=ttl)
+    return SlotGate(client=None, ttl=ttl)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django_apscheduler.util import close_old_connections as with_fresh_connections
 
 from history import services as history
@@ -25,11 +25,11 @@ from history.models import ExecutionStatus
 from scanner_project import metrics
 
 from . import instances
-from .execution import OutageLog, RunContext, execute, run_slot
+from .execution import OutageLog, RunContext, execute, repair_connections, run_slot
 from .executor import SlotExecutor
 from .jobs import JobChange, JobSpec, change_for, iter_specs
 from .live import ChangeFeed
-from .locks import make_schedule_locks
+from .locks import make_schedule_locks, make_slot_gate
 from .runners import get_runner
 from .triggers import shared_trigger
 
@@ -49,6 +49,7 @@ class SchedulerService:
         api_sync_interval: float | None = None,
         lock_timeout: float | None = None,
     ):
+        _skip_checkout_health_checks()
         self.instance_id = instance_id or instances.default_instance_id()
         self.max_workers = max_workers or settings.MAX_WORKERS
         self.schedule_check_interval = schedule_check_interval or settings.SCHEDULE_CHECK_INTERVAL
@@ -69,6 +70,7 @@ class SchedulerService:
             retry_backoff=settings.SCAN_RETRY_BACKOFF,
             stale_after=timedelta(seconds=self.heartbeat_interval * 1.5),
             redis_outage=OutageLog("Redis"),
+            slot_gate=make_slot_gate(ttl=settings.JOB_MISFIRE_GRACE_TIME + 60),
             db_outage=OutageLog("PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database"),
         )
         self.specs: dict[uuid.UUID, JobSpec] = {}
@@ -203,6 +205,11 @@ class SchedulerService:
                 "the previous run of this schedule in this instance is still running", ExecutionStatus.SKIPPED,
             )
 
+    def _claim_lost_slots(self) -> None:
+        for spec, slot in self.ctx.lost_slots.unclaimed():
+            logger.warning("Slot %s of %s won in Redis but never claimed; claiming it here", slot, spec.job_id)
+            self.executor._pool.submit(with_fresh_connections(run_slot), self.ctx, spec, slot, gate=False)
+
     def _run_manual(self) -> None:
         free = self.max_workers - len(self.ctx.running)
         if free <= 0:
@@ -254,8 +261,10 @@ class SchedulerService:
     def tick(self) -> None:
         close_old_connections()
         self._every("beat", 1.0, self._beat)
+        self._every("bookkeeping", 0.5, self.ctx.bookkeeping.flush)
         self._every("changes", 0.5, self.feed.poll)
         self._every("manual", 0.5, self._run_manual)
+        self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
         self._every("diff", self.schedule_check_interval, self.feed.full_diff)
         if self.enable_api_sync:
@@ -273,7 +282,7 @@ class SchedulerService:
             self.ctx.db_outage.up()
         except DatabaseError as exc:
             self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
-            close_old_connections()
+            repair_connections()
         except Exception:  # noqa: BLE001 - one failing task must not stop the loop
             logger.exception("Periodic task %s failed", name)
 
@@ -368,6 +377,7 @@ class SchedulerService:
                                          reason="the scheduler instance shut down before the scan finished")
                 logger.warning("Marked %d running scan(s) interrupted", len(left))
             instances.mark_stopped(instance_id=self.instance_id)
+            self.ctx.bookkeeping.flush()
         except DatabaseError as exc:
             logger.warning("Could not record shutdown: %s", exc)
         for scan in left:
@@ -375,6 +385,16 @@ class SchedulerService:
                 self.locks.release(scan.lock)
         close_old_connections()
         logger.info("Scheduler instance %s stopped", self.instance_id)
+
+
+def _skip_checkout_health_checks() -> None:
+    """A scheduler takes a pooled connection for every slot; checking each one
+    on checkout was a fifth of a slot's database time. The runtime repairs the
+    pool itself after a database error instead (execution.repair_connections),
+    so in this process the check is switched off before the pool exists."""
+    wrapper = connections["default"]
+    if wrapper.vendor == "postgresql" and wrapper.alias not in getattr(wrapper, "_connection_pools", {}):
+        wrapper.settings_dict["CONN_HEALTH_CHECKS"] = False
 
 
 def _unused_job_function(**kwargs) -> None:

@@ -40,8 +40,10 @@ def ok_runner(request):
 
 def test_a_run_records_success_scan_id_and_updates_the_schedule(make_schedule):
     schedule = make_schedule(frequency="interval", time_config={"minutes": 5})
-    status = run_slot(context(ok_runner), load_spec(schedule.schedule_id), SLOT)
+    ctx = context(ok_runner)
+    status = run_slot(ctx, load_spec(schedule.schedule_id), SLOT)
     assert status == "success"
+    assert ctx.bookkeeping.flush() == 1
     execution = JobExecution.objects.get()
     assert (execution.status, execution.scan_id, execution.scheduled_for) == ("success", "scan-42", SLOT)
     assert execution.metadata["instance_id"] == "test-instance" and execution.metadata["pages"] == 1
@@ -159,3 +161,24 @@ def test_abandoned_and_interrupted_marking(make_schedule):
     assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], reason="shutdown") == 1
     assert JobExecution.objects.get(execution_id=fresh).status == "interrupted"
     assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT) is False
+
+
+def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_claims(make_schedule):
+    from schedules.locks import make_slot_gate
+
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    winner, loser = context(ok_runner, instance_id="winner"), context(ok_runner, instance_id="loser")
+    winner.slot_gate = loser.slot_gate = make_slot_gate(ttl=60)
+    loser.lost_slots.verify_after = 0
+    # The winner takes the gate, then dies before inserting its claim.
+    assert winner.slot_gate.first(spec.schedule_id, SLOT, "winner")
+    assert run_slot(loser, spec, SLOT) is None
+    assert not JobExecution.objects.exists()
+    unclaimed = loser.lost_slots.unclaimed()
+    assert unclaimed == [(spec, SLOT)]
+    assert run_slot(loser, spec, SLOT, gate=False) == "success"
+    # A slot whose winner did claim it needs no second look.
+    assert run_slot(winner, spec, SLOT + timedelta(hours=1)) == "success"
+    assert run_slot(loser, spec, SLOT + timedelta(hours=1)) is None
+    assert loser.lost_slots.unclaimed() == []

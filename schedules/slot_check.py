@@ -1,0 +1,50 @@
+"""Second look at slots that lost the Redis gate.
+
+The gate (locks.SlotGate) lets losing instances skip their database insert.
+Should the winner die between winning the gate and inserting the claim, the
+slot would go unrun, so losers note each lost slot and, a few seconds later,
+check in one query that its row exists, claiming it themselves if not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+from history.models import ExecutionTrigger, JobExecution
+
+from .jobs import JobSpec
+
+VERIFY_AFTER_SECONDS = 3.0
+
+
+class LostSlotCheck:
+    def __init__(self, *, verify_after: float = VERIFY_AFTER_SECONDS):
+        self.verify_after = verify_after
+        self._pending: list[tuple[float, JobSpec, datetime]] = []
+        self._mutex = threading.Lock()
+
+    def note(self, spec: JobSpec, slot: datetime) -> None:
+        with self._mutex:
+            self._pending.append((time.monotonic() + self.verify_after, spec, slot))
+
+    def unclaimed(self) -> list[tuple[JobSpec, datetime]]:
+        """Noted slots whose check is due and that still have no row."""
+        now = time.monotonic()
+        with self._mutex:
+            due = [(spec, slot) for at, spec, slot in self._pending if at <= now]
+            self._pending = [item for item in self._pending if item[0] > now]
+        if not due:
+            return []
+        existing = set(
+            JobExecution.objects.filter(
+                trigger=ExecutionTrigger.SCHEDULED,
+                schedule_id__in={spec.schedule_id for spec, _ in due},
+                scheduled_for__in={slot for _, slot in due},
+            ).values_list("schedule_id", "scheduled_for")
+        )
+        return [(spec, slot) for spec, slot in due if (spec.schedule_id, slot) not in existing]
+
+    def __len__(self) -> int:
+        return len(self._pending)
