@@ -1,0 +1,65 @@
+"""README command 1: scripts/start.sh brings up admin and a scheduler on the embedded default."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_start_script_serves_admin_and_runs_a_scheduler(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update({"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/first-try.sqlite3"})
+    log = tmp_path / "start.log"
+    process = subprocess.Popen(["scripts/start.sh"], cwd=ROOT, env=env, stdout=open(log, "wb"),
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                status, body = fetch(f"http://127.0.0.1:{port}/healthz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"not healthy in time:\n{log.read_text()}")
+        output = log.read_text()
+        password = re.search(r"created admin user 'admin' with password: (\S+)", output).group(1)
+        assert len(password) >= 12
+        assert "locks in local (no Redis configured: single instance only)" in output
+        status, body = fetch(f"http://127.0.0.1:{port}/admin/login/")
+        assert status == 200 and "Django administration" in body
+        assert '"redis"' in fetch(f"http://127.0.0.1:{port}/healthz")[1]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
