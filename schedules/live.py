@@ -129,9 +129,12 @@ class ChangeFeed:
             if profiles_since is not None:
                 touched = touched.filter(updated_at__gte=profiles_since)
             ids |= set(Schedule.objects.filter(profile__in=touched).values_list("schedule_id", flat=True))
-        # Deletions move no updated_at: compare the id sets.
-        enabled = set(Schedule.objects.filter(enabled=True).values_list("schedule_id", flat=True))
-        ids |= set(self.service.specs) - enabled
+        if current[0] < previous[0]:
+            # Deletions move no updated_at: compare the id sets (O(n), so only
+            # when the count fell; a delete hidden by a create in the same half
+            # second is left to the notice or the full diff).
+            enabled = set(Schedule.objects.filter(enabled=True).values_list("schedule_id", flat=True))
+            ids |= set(self.service.specs) - enabled
         return self.apply_ids(ids, source="watermark")
 
     # --- 3. full diff -----------------------------------------------------
