@@ -10,7 +10,7 @@ import os
 import secrets
 import zoneinfo
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from typing import Any, Callable
 
 import environ
@@ -21,8 +21,20 @@ env = environ.Env()
 _UNSET = object()
 
 
+def _url_password(value: str) -> str:
+    try:
+        return urlsplit(value).password or ""
+    except ValueError:
+        return ""
+
+
 def _invalid(name: str, reason: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"{name}={env.str(name, default='')!r} is invalid: {reason}")
+    shown = env.str(name, default="")
+    # A URL's password must not reach the start-up error (and so the logs).
+    password = _url_password(shown)
+    if password:
+        shown, reason = shown.replace(password, "***"), reason.replace(password, "***")
+    return ImproperlyConfigured(f"{name}={shown!r} is invalid: {reason}")
 
 
 def _cast(name: str, reader: Callable[..., Any], default: Any, kind: str) -> Any:

@@ -1,4 +1,9 @@
+from django import forms
+import uuid
+
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.http import HttpResponseRedirect
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
@@ -15,8 +20,43 @@ from .triggers import TimeConfigError
 UPCOMING_COUNT = 5
 
 
+class ValidSelectionMixin:
+    """An action posted with a selected id that is not a UUID is refused with a
+    message; Django would otherwise fail with a server error while filtering."""
+
+    def response_action(self, request, queryset):
+        for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                self.message_user(request, f"{ACTION_CHECKBOX_NAME}: {value!r} is not an id; nothing was changed.",
+                                  messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
+
+def _json_errors(*names: str) -> dict[str, dict[str, str]]:
+    # Django's "Enter a valid JSON." names neither the field nor the value.
+    return {name: {"invalid": f"{name}: %(value)s is not valid JSON"} for name in names}
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = "__all__"
+        error_messages = _json_errors("time_config", "scan_settings")
+
+
+class ScanProfileForm(forms.ModelForm):
+    class Meta:
+        model = ScanProfile
+        fields = "__all__"
+        error_messages = _json_errors("custom_pages")
+
+
 @admin.register(Schedule)
-class ScheduleAdmin(ScheduleHistoryMixin, admin.ModelAdmin):
+class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin):
+    form = ScheduleForm
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
     list_filter = ("frequency", "enabled", "last_status")
     search_fields = ("domain", "domain_config_id")
@@ -92,7 +132,8 @@ class ScheduleAdmin(ScheduleHistoryMixin, admin.ModelAdmin):
 
 
 @admin.register(ScanProfile)
-class ScanProfileAdmin(admin.ModelAdmin):
+class ScanProfileAdmin(ValidSelectionMixin, admin.ModelAdmin):
+    form = ScanProfileForm
     list_display = ("name", "max_pages", "scan_depth", "max_retries", "allow_deep_scan", "updated_at")
     search_fields = ("name",)
 

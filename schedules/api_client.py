@@ -77,6 +77,13 @@ def fetch_entries(
     if not url:
         raise ApiNotConfigured("API_URL is not set (set it, or pass --url)")
     shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ApiNotConfigured(f"{shown!r} is not an http:// or https:// URL (check API_URL or --url)")
     with build_session(token=token, retries=retries, backoff=backoff) as session:
         session.headers["Accept"] = "application/json"
         body = _read_body(session=session, url=url, shown=shown, timeout=timeout, deadline=deadline,

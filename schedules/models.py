@@ -57,6 +57,47 @@ class ScanProfile(models.Model):
         }
 
 
+# Scan settings that ScanProfile has columns for: checked with its field rules.
+_PROFILE_FIELDS = {
+    "description": "description",
+    "allow_deep_scan": "allow_deep_scan",
+    "maxPages": "max_pages",
+    "scanDepth": "scan_depth",
+    "maxRetries": "max_retries",
+    "customPages": "custom_pages",
+    "accept_selector": "accept_selector",
+}
+
+
+def validate_scan_settings(scan_settings: dict) -> None:
+    """Known settings must be what ScanProfile's fields would store, uncoerced.
+
+    Raises ValidationError("maxPages: 'fifty': ..."); unknown keys pass through
+    (the upstream API may add settings the runner understands).
+    """
+    profile = ScanProfile()
+    for key, attname in _PROFILE_FIELDS.items():
+        if key not in scan_settings:
+            continue
+        value = scan_settings[key]
+        model_field = ScanProfile._meta.get_field(attname)
+        try:
+            cleaned = model_field.clean(value, profile)
+        except ValidationError as exc:
+            raise ValidationError(f"{key}: {value!r}: {' '.join(exc.messages)}") from None
+        # "50" would clean to 50 and be stored as text; the runner expects a number.
+        if type(cleaned) is not type(value) or cleaned != value:
+            raise ValidationError(f"{key}: {value!r} is not a {model_field.get_internal_type()} value")
+        setattr(profile, attname, value)
+    if "customPages" in scan_settings:
+        try:
+            profile.clean()
+        except ValidationError:
+            raise ValidationError(
+                f"customPages: {scan_settings['customPages']!r} must be a list of paths starting with /"
+            ) from None
+
+
 SCAN_SETTING_KEYS = (
     "description",
     "allow_deep_scan",
@@ -122,6 +163,20 @@ class Schedule(models.Model):
             raise ValidationError({field: str(exc)}) from None
         if not isinstance(self.scan_settings, dict):
             raise ValidationError({"scan_settings": f"scan_settings: {self.scan_settings!r} is not an object"})
+        try:
+            validate_scan_settings(self.scan_settings)
+        except ValidationError as exc:
+            raise ValidationError({"scan_settings": f"scan_settings.{exc.messages[0]}"}) from None
+
+    def unique_error_message(self, model_class, unique_check):
+        # Django's default ("Schedule with this Domain config id already
+        # exists.") names neither the field as stored nor the value.
+        if tuple(unique_check) == ("domain_config_id",):
+            return ValidationError(
+                "domain_config_id: %(value)r is already used by another schedule",
+                code="unique", params={"value": self.domain_config_id},
+            )
+        return super().unique_error_message(model_class, unique_check)
 
     def save(self, *args, **kwargs):
         # next_run is derived; keep it true whenever the whole row is written.

@@ -23,7 +23,7 @@ from django.utils import timezone
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
 
 from .api_client import SyncError, fetch_entries
-from .models import ScanProfile, Schedule
+from .models import Schedule, validate_scan_settings
 from .notify import publish_schedule_changes
 
 logger = logging.getLogger(__name__)
@@ -33,16 +33,6 @@ __all__ = ["SyncError", "SyncConflict", "sync_schedules_from_api", "import_entri
 # The fields an API entry determines; anything else on the row is local state.
 SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings")
 SCHEDULE_KEYS = {"frequency", "time", "timezone"}
-# Scan settings that ScanProfile has columns for: checked with its field rules.
-_PROFILE_FIELDS = {
-    "description": "description",
-    "allow_deep_scan": "allow_deep_scan",
-    "maxPages": "max_pages",
-    "scanDepth": "scan_depth",
-    "maxRetries": "max_retries",
-    "customPages": "custom_pages",
-    "accept_selector": "accept_selector",
-}
 _STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "updated_at")
 PERIODIC_LOCK_KEY = "schedules:api-sync:interval"
 _BATCH = 500
@@ -228,26 +218,11 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
 
 
 def _check_scan_settings(*, dcid: str, scan_settings: dict[str, Any]) -> None:
-    """Known settings must be what ScanProfile's fields would store, uncoerced."""
-    profile = ScanProfile()
-    for key, attname in _PROFILE_FIELDS.items():
-        if key not in scan_settings:
-            continue
-        value = scan_settings[key]
-        model_field = ScanProfile._meta.get_field(attname)
-        try:
-            cleaned = model_field.clean(value, profile)
-        except ValidationError as exc:
-            raise _Reject(f"{dcid}: {key}: {value!r}: {' '.join(exc.messages)}") from None
-        # "50" would clean to 50 and be stored as text; the runner expects a number.
-        if type(cleaned) is not type(value) or cleaned != value:
-            raise _Reject(f"{dcid}: {key}: {value!r} is not a {model_field.get_internal_type()} value")
-        setattr(profile, attname, value)
-    if "customPages" in scan_settings:
-        try:
-            profile.clean()
-        except ValidationError as exc:
-            raise _Reject(f"{dcid}: customPages: {scan_settings['customPages']!r} must be a list of paths starting with /") from None
+    """The model's own scan-settings rule, reported with the entry's id."""
+    try:
+        validate_scan_settings(scan_settings)
+    except ValidationError as exc:
+        raise _Reject(f"{dcid}: {exc.messages[0]}") from None
 
 
 def _validation_reason(*, dcid: str, error: ValidationError) -> str:

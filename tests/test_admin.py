@@ -56,7 +56,7 @@ def _form(schedule, **overrides):
     "overrides, message",
     [
         ({"time_config": '{"hour": 25, "minute": 0}'}, b"time_config.hour: 25 is out of range 0-23"),
-        ({"time_config": '{"hour": 2,'}, b"Enter a valid JSON"),
+        ({"time_config": '{"hour": 2,'}, b"time_config: {&quot;hour&quot;: 2, is not valid JSON"),
         ({"timezone": "Europe/Atlantis"}, b"&#x27;Europe/Atlantis&#x27; is not an IANA time zone"),
         ({"domain": "http://example.com/x"}, b"is not a host name"),
         ({"frequency": "cron", "time_config": '{"expression": "0 0 * * * *"}'}, b"has 6 fields"),

@@ -1,8 +1,23 @@
 """``python manage.py syncschedules``: one import from the upstream API."""
 
+import argparse
+from urllib.parse import urlsplit
+
 from django.core.management.base import BaseCommand, CommandError
 
+from schedules.api_client import redact_url
 from schedules.sync import SyncError, sync_schedules_from_api
+
+
+def _http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{redact_url(value)!r} is not an http:// or https:// URL")
+    return value
 
 
 class Command(BaseCommand):
@@ -10,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Show what would change; write nothing.")
-        parser.add_argument("--url", help="Read this URL instead of API_URL.")
+        parser.add_argument("--url", type=_http_url, help="Read this URL instead of API_URL.")
         parser.add_argument(
             "--disable-missing", action="store_true", help="Disable (never delete) schedules missing from the answer."
         )
@@ -25,7 +40,8 @@ class Command(BaseCommand):
                 force=options["force"],
             )
         except SyncError as exc:
-            raise CommandError(f"API sync failed: {exc}") from None
+            source = "--url" if options["url"] else "API_URL"
+            raise CommandError(f"API sync failed ({source}): {exc}") from None
         prefix = "dry run, nothing written: would have " if result["dry_run"] else ""
         self.stdout.write(
             f"{prefix}created {result['created']}, updated {result['updated']}, skipped {result['skipped']}, "
