@@ -159,3 +159,13 @@ def test_abandoned_and_interrupted_marking(make_schedule):
     assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], reason="shutdown") == 1
     assert JobExecution.objects.get(execution_id=fresh).status == "interrupted"
     assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT) is False
+
+
+def test_the_clock_skew_to_the_database_is_measured():
+    import time_machine
+
+    from schedules.instances import database_clock_skew
+
+    assert abs(database_clock_skew()) < 0.5
+    with time_machine.travel(timedelta(seconds=3), tick=True):
+        assert 2.5 < database_clock_skew() < 3.5
