@@ -39,7 +39,7 @@ STOP_TIMEOUT = 30.0
 
 @dataclass
 class Options:
-    duration: float = 240.0
+    duration: float = 180.0
     schedules: int = 100
     interval: int = 2
     sleep_max: float = 1.5
