@@ -36,6 +36,21 @@ def beat(*, instance_id: str, started_at: datetime, jobs_loaded: int, running_no
         )
 
 
+def database_clock_skew() -> float:
+    """Seconds this process's clock is ahead of PostgreSQL's (0 elsewhere:
+    SQLite runs on this host and its CURRENT_TIMESTAMP has whole seconds)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        before = timezone.now()
+        cursor.execute("SELECT clock_timestamp()")
+        db_now = cursor.fetchone()[0]
+        after = timezone.now()
+    return ((before + (after - before) / 2) - db_now).total_seconds()
+
+
 def mark_stopped(*, instance_id: str) -> None:
     SchedulerInstance.objects.filter(instance_id=instance_id).update(stopped_at=Now(), running_now=0)
 

@@ -74,10 +74,11 @@ class SchedulerService:
             db_outage=OutageLog("PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database"),
         )
         self.specs: dict[uuid.UUID, JobSpec] = {}
+        self.db_skew = 0.0  # seconds this clock is ahead of the database's (see executor.py)
         self._specs_mutex = threading.RLock()
         self.executor = SlotExecutor(
             max_workers=self.max_workers, coalesce=settings.JOB_COALESCE,
-            on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot,
+            on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot, skew=lambda: self.db_skew,
         )
         self.scheduler = BackgroundScheduler(
             timezone=dt_timezone.utc,
@@ -233,6 +234,7 @@ class SchedulerService:
             self.locks.backend,
             "" if self.locks.backend == "redis" else " (no Redis configured: single instance only)",
         )
+        self._every("skew", 10.0, self._measure_skew)
         self.load_all()
         self._record_downtime_misses()
         self._write_next_runs()
@@ -267,6 +269,7 @@ class SchedulerService:
         self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
         self._every("diff", self.schedule_check_interval, self.feed.full_diff)
+        self._every("skew", 10.0, self._measure_skew)
         if self.enable_api_sync:
             self._every("api_sync", self.api_sync_interval, self._api_sync)
         if settings.HISTORY_RETENTION_DAYS:
@@ -294,6 +297,9 @@ class SchedulerService:
             status={"jobs": jobs, "locks": self.locks.backend, "redis_down": self.ctx.redis_outage.is_down,
                     "feed": self.feed.describe()},
         )
+
+    def _measure_skew(self) -> None:
+        self.db_skew = instances.database_clock_skew()
 
     def _sweep_abandoned(self) -> None:
         count = history.mark_abandoned(stale_after=self.ctx.stale_after)

@@ -182,3 +182,13 @@ def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_clai
     assert run_slot(winner, spec, SLOT + timedelta(hours=1)) == "success"
     assert run_slot(loser, spec, SLOT + timedelta(hours=1)) is None
     assert loser.lost_slots.unclaimed() == []
+
+
+def test_the_clock_skew_to_the_database_is_measured():
+    import time_machine
+
+    from schedules.instances import database_clock_skew
+
+    assert abs(database_clock_skew()) < 0.5
+    with time_machine.travel(timedelta(seconds=3), tick=True):
+        assert 2.5 < database_clock_skew() < 3.5

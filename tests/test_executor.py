@@ -45,3 +45,34 @@ def test_a_slot_later_than_the_grace_time_is_missed():
     executor, ran, unrun = make(coalesce=True, now=T0 + timedelta(seconds=31))
     executor._run_slots(JOB, [T0])
     assert ran == [] and unrun[0][0] == T0 and "grace" in unrun[0][1]
+
+
+def test_a_slot_fired_early_by_a_clock_ahead_of_the_database_waits_until_it_is_due():
+    """Regression (fault harness): an instance 3 s ahead claimed each slot 3 s
+    early, while the previous slot still ran elsewhere, and the run skipped
+    for an overlap. The slot now waits for the database's time, and the job's
+    instance count is released at once so its next fire is not refused."""
+    import threading
+    import time
+
+    ran = []
+    executor = SlotExecutor(max_workers=2, coalesce=True, skew=lambda: 0.6,
+                            on_slot=lambda job, slot: ran.append((slot, time.monotonic())),
+                            on_unrun_slot=lambda job, slot, reason: None)
+    executor.start(SimpleNamespace(_create_lock=threading.RLock), "default")
+    job = SimpleNamespace(id="schedule:x", misfire_grace_time=30, max_instances=1, kwargs={})
+    slot = datetime.now(timezone.utc)  # due now by this clock, in 0.6 s by the database's
+    fired = time.monotonic()
+    executor.submit_job(job, [slot])
+    executor.submit_job(job, [slot + timedelta(seconds=0.2)])  # not refused as "max instances"
+    deadline = time.monotonic() + 5
+    while len(ran) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    executor.shutdown()
+    assert [s for s, _ in ran] == [slot, slot + timedelta(seconds=0.2)]
+    assert ran[0][1] - fired >= 0.5
+
+
+def test_slots_are_on_time_without_skew():
+    executor, ran, unrun = make(coalesce=True, now=T0)
+    assert executor.db_now() == T0
