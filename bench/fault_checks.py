@@ -59,7 +59,7 @@ class Verdict:
     abandoned: int = 0
     not_run: Counter = field(default_factory=Counter)
     explained_misses: int = 0
-    unexplained: list = field(default_factory=list)  # (schedule, slot, status)
+    unexplained: list = field(default_factory=list)  # (schedule, slot, status, "instance: reason")
     duplicates: list = field(default_factory=list)  # (schedule, slot, rows, runs)
     runs_without_claim: list = field(default_factory=list)
     unexplained_abandoned: int = 0
@@ -91,9 +91,11 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
              exit_codes: dict, grace: float, lock_timeout: float, interval: float, margin: float = 2.0) -> Verdict:
     verdict = Verdict(exit_codes=dict(exit_codes))
     rows: dict[tuple, list[str]] = {}
-    for sid, slot, status in JobExecution.objects.filter(trigger="scheduled").values_list(
-            "schedule_id", "scheduled_for", "status"):
+    reasons: dict[tuple, str] = {}
+    for sid, slot, status, instance, message in JobExecution.objects.filter(trigger="scheduled").values_list(
+            "schedule_id", "scheduled_for", "status", "instance_id", "error_message"):
         rows.setdefault((str(sid), slot), []).append(status)
+        reasons[(str(sid), slot)] = f"{instance}: {message}"
     run_counts = Counter((sid, datetime.fromisoformat(slot)) for sid, slot, _ in runs if slot != "manual")
     verdict.left_running = JobExecution.objects.filter(status=ExecutionStatus.RUNNING).count()
     kinds = dict(grace=grace, lock_timeout=lock_timeout, interval=interval, margin=margin)
@@ -121,7 +123,8 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
                 if any(f.explains(status, slot, **kinds) for f in faults):
                     verdict.explained_misses += 1
                 else:
-                    verdict.unexplained.append((schedule.domain, slot.isoformat(), status))
+                    verdict.unexplained.append((schedule.domain, slot.isoformat(), status,
+                                                reasons.get((sid, slot), "")))
     verdict.per_fault = _per_fault(faults, outcomes, end)
     return verdict
 

@@ -125,9 +125,12 @@ def finish_execution(
     error_message: str = "",
     error_details: dict | None = None,
     metadata: dict | None = None,
+    instance_id: str | None = None,
 ) -> bool:
-    """Close a running execution. False if it was no longer running (for
-    example marked abandoned meanwhile), in which case nothing is written."""
+    """Close a running execution. False if it was no longer running, in which
+    case nothing is written. ``instance_id`` also lets the instance that ran it
+    close a row that was marked abandoned meanwhile (its heartbeats could not
+    reach the database during an outage): the scan did finish."""
     completed_at = completed_at or timezone.now()
     changes: dict[str, Any] = {
         "status": status,
@@ -144,9 +147,11 @@ def finish_execution(
     fields = {name: JobExecution._meta.get_field(name) for name in (*changes, "execution_id", "status")}
     assignments = ", ".join(f"{fields[name].column} = %s" for name in changes)
     params = [fields[name].get_db_prep_save(value, connection) for name, value in changes.items()]
-    params += [fields["execution_id"].get_db_prep_save(execution_id, connection), ExecutionStatus.RUNNING]
+    params += [fields["execution_id"].get_db_prep_save(execution_id, connection), ExecutionStatus.RUNNING,
+               ExecutionStatus.ABANDONED, instance_id or ""]
     sql = (f"UPDATE {JobExecution._meta.db_table} SET {assignments} "
-           f"WHERE {fields['execution_id'].column} = %s AND {fields['status'].column} = %s")
+           f"WHERE {fields['execution_id'].column} = %s AND ({fields['status'].column} = %s "
+           f"OR ({fields['status'].column} = %s AND instance_id = %s))")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1

@@ -47,6 +47,7 @@ class OutageLog:
         self.name = name
         self._down = False
         self._last_probe = 0.0
+        self._recovered_at = float("-inf")
         self._mutex = threading.Lock()
 
     def should_try(self) -> bool:
@@ -71,7 +72,11 @@ class OutageLog:
             with self._mutex:
                 was, self._down = self._down, False
             if was:
+                self._recovered_at = time.monotonic()
                 logger.warning("%s is back", self.name)
+
+    def recovered_within(self, seconds: float) -> bool:
+        return time.monotonic() - self._recovered_at < seconds
 
     @property
     def is_down(self) -> bool:
@@ -202,36 +207,44 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
         _finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, started_at, metadata=metadata, error_message=reason)
         logger.info("Skipped %s for %s: %s", spec.job_id, spec.domain, reason, **extra)
         return ExecutionStatus.SKIPPED
+    scan = RunningScan(execution_id, spec.schedule_id, held)
     with ctx.running_mutex:
-        ctx.running[execution_id] = RunningScan(execution_id, spec.schedule_id, held)
+        ctx.running[execution_id] = scan
     logger.info("Running %s for %s (slot %s)", spec.job_id, spec.domain, scheduled_for, **extra)
+    # The run stays in ctx.running until its outcome is recorded, so the
+    # watchdog keeps its heartbeat going while _finish waits out a database
+    # outage, and a shutdown marks it interrupted rather than leaving it running.
     try:
-        request = ScanRequest(
-            schedule_id=spec.schedule_id, execution_id=execution_id, domain=spec.domain,
-            domain_config_id=spec.domain_config_id, scheduled_for=scheduled_for,
-            scan_settings=spec.scan_settings, trigger=trigger,
-        )
-        outcome = run_with_retries(runner=ctx.runner, request=request, max_retries=spec.max_retries,
-                                   backoff=ctx.retry_backoff, stop=ctx.stop)
+        try:
+            request = ScanRequest(
+                schedule_id=spec.schedule_id, execution_id=execution_id, domain=spec.domain,
+                domain_config_id=spec.domain_config_id, scheduled_for=scheduled_for,
+                scan_settings=spec.scan_settings, trigger=trigger,
+            )
+            outcome = run_with_retries(runner=ctx.runner, request=request, max_retries=spec.max_retries,
+                                       backoff=ctx.retry_backoff, stop=ctx.stop)
+        finally:
+            if held is not None:
+                scan.lock = None
+                ctx.locks.release(held)
+        metadata["attempts"] = outcome.attempts
+        if held is not None and held.lost:
+            metrics.LOCKS_LOST.inc()
+            metadata["lock_lost"] = held.lost_reason
+        if outcome.result is not None:
+            metadata.update(outcome.result.metadata)
+            status = ExecutionStatus.SUCCESS
+            _finish(ctx, spec, execution_id, status, started_at, metadata=metadata, scan_id=outcome.result.scan_id)
+            logger.info("Finished %s for %s: success", spec.job_id, spec.domain, **extra)
+        else:
+            status = ExecutionStatus.FAILED
+            _finish(ctx, spec, execution_id, status, started_at, metadata=metadata,
+                    error_message=f"{type(outcome.error).__name__}: {outcome.error}",
+                    error_details=outcome.error_details)
+            logger.warning("Finished %s for %s: failed: %s", spec.job_id, spec.domain, outcome.error, **extra)
     finally:
         with ctx.running_mutex:
             ctx.running.pop(execution_id, None)
-        if held is not None:
-            ctx.locks.release(held)
-    metadata["attempts"] = outcome.attempts
-    if held is not None and held.lost:
-        metrics.LOCKS_LOST.inc()
-        metadata["lock_lost"] = held.lost_reason
-    if outcome.result is not None:
-        metadata.update(outcome.result.metadata)
-        status = ExecutionStatus.SUCCESS
-        _finish(ctx, spec, execution_id, status, started_at, metadata=metadata, scan_id=outcome.result.scan_id)
-        logger.info("Finished %s for %s: success", spec.job_id, spec.domain, **extra)
-    else:
-        status = ExecutionStatus.FAILED
-        _finish(ctx, spec, execution_id, status, started_at, metadata=metadata,
-                error_message=f"{type(outcome.error).__name__}: {outcome.error}", error_details=outcome.error_details)
-        logger.warning("Finished %s for %s: failed: %s", spec.job_id, spec.domain, outcome.error, **extra)
     return status
 
 
@@ -240,7 +253,7 @@ def _finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **
     for attempt in range(20):
         try:
             written = history.finish_execution(execution_id=execution_id, status=status, started_at=started_at,
-                                               completed_at=completed_at, **fields)
+                                               completed_at=completed_at, instance_id=ctx.instance_id, **fields)
             if written:
                 ctx.bookkeeping.note(schedule_id=spec.schedule_id, last_run=started_at, last_status=status,
                                      next_run=_next_run(spec, ctx.clock()))

@@ -198,17 +198,22 @@ class SchedulerService:
         job = self.scheduler.get_job(event.job_id)
         if job is None:
             return
-        # Listeners run in APScheduler's own thread: record from a worker so a
-        # slow database never delays the firing of other jobs.
-        for run_time in event.scheduled_run_times:
-            self.executor._pool.submit(
-                self._on_unrun_slot, job, run_time,
-                "the previous run of this schedule in this instance is still running", ExecutionStatus.SKIPPED,
-            )
+        # This instance is still busy with the schedule, but another may be
+        # free: claiming the slot here as skipped would take it from them. Give
+        # it the same second look as a slot lost at the Redis gate.
+        spec = self.specs.get(job.kwargs["schedule_id"])
+        if spec is not None:
+            for run_time in event.scheduled_run_times:
+                self.ctx.lost_slots.note(spec, run_time)
 
     def _claim_lost_slots(self) -> None:
+        grace = timedelta(seconds=settings.JOB_MISFIRE_GRACE_TIME)
         for spec, slot in self.ctx.lost_slots.unclaimed():
-            logger.warning("Slot %s of %s won in Redis but never claimed; claiming it here", slot, spec.job_id)
+            if self.executor.db_now() - slot > grace:
+                self._on_unrun_slot(self.scheduler.get_job(spec.job_id) or _JobRef(spec), slot,
+                                    "no instance claimed it within the grace time")
+                continue
+            logger.info("Slot %s of %s was not claimed by any instance; claiming it here", slot, spec.job_id)
             self.executor._pool.submit(with_fresh_connections(run_slot), self.ctx, spec, slot, gate=False)
 
     def _run_manual(self) -> None:
@@ -302,6 +307,8 @@ class SchedulerService:
         self.db_skew = instances.database_clock_skew()
 
     def _sweep_abandoned(self) -> None:
+        if self.ctx.db_outage.recovered_within(self.heartbeat_interval * 2):
+            return  # every heartbeat is stale right after an outage; let them renew first
         count = history.mark_abandoned(stale_after=self.ctx.stale_after)
         if count:
             logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
@@ -391,6 +398,13 @@ class SchedulerService:
                 self.locks.release(scan.lock)
         close_old_connections()
         logger.info("Scheduler instance %s stopped", self.instance_id)
+
+
+class _JobRef:
+    """Enough of an APScheduler job for _on_unrun_slot when the job is gone."""
+
+    def __init__(self, spec: JobSpec):
+        self.kwargs = {"schedule_id": spec.schedule_id}
 
 
 def _skip_checkout_health_checks() -> None:

@@ -32,9 +32,9 @@ def test_faults_lose_no_slot_and_run_none_twice(tmp_path):
     assert not v.unexplained, outcome.table
     assert v.left_running == 0, outcome.table
     assert len(v.exit_codes) == 4 and not v.bad_exit_codes, outcome.table
-    # The faults did something: the killed and the frozen instance left
-    # abandoned runs, and most slots still ran.
-    assert v.abandoned >= 1, outcome.table
+    # Most slots still ran. (Abandoned runs are not required: a SIGKILL may land
+    # between scans, and a frozen instance that resumes records its scans as
+    # finished; tests/test_runscheduler_cluster.py proves the abandoned path.)
     assert v.run >= 0.8 * v.expected, outcome.table
     assert v.ok
     assert _own_children() == ""
