@@ -40,17 +40,27 @@ class ScheduleBookkeeping:
 
 
 def _write(pending: dict) -> None:
-    # One statement, many parameter sets: psycopg 3 pipelines executemany into
-    # a single round trip, and no CASE expression has to be compiled (the CPU
-    # cost of bulk_update for a few hundred rows).
-    fields = [Schedule._meta.get_field(name) for name in ("last_run", "last_status", "next_run", "schedule_id")]
-    sql = (f"UPDATE {Schedule._meta.db_table} SET {fields[0].column} = %s, {fields[1].column} = %s, "
-           f"{fields[2].column} = %s WHERE {fields[3].column} = %s")
+    update_schedule_columns(
+        columns=("last_run", "last_status", "next_run"),
+        rows=[(run, status, next_run, sid) for sid, (run, status, next_run) in pending.items()],
+    )
+
+
+def update_schedule_columns(*, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """UPDATE the given columns of many schedules; each row is the column
+    values followed by the schedule_id.
+
+    One statement, many parameter sets: psycopg 3 pipelines executemany into a
+    single round trip, and no CASE expression has to be compiled (the CPU cost
+    of bulk_update for hundreds or thousands of rows).
+    """
+    if not rows:
+        return
+    fields = [Schedule._meta.get_field(name) for name in (*columns, "schedule_id")]
+    assignments = ", ".join(f"{f.column} = %s" for f in fields[:-1])
+    sql = f"UPDATE {Schedule._meta.db_table} SET {assignments} WHERE {fields[-1].column} = %s"
     with transaction.atomic():
         connection = transaction.get_connection()
-        params = [
-            [f.get_db_prep_save(v, connection) for f, v in zip(fields, (run, status, next_run, sid))]
-            for sid, (run, status, next_run) in pending.items()
-        ]
+        params = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)

@@ -24,7 +24,7 @@ from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
 
-from . import instances
+from . import instances, startup
 from .execution import OutageLog, RunContext, execute, repair_connections, run_slot
 from .executor import SlotExecutor
 from .jobs import JobChange, JobSpec, change_for, iter_specs
@@ -241,8 +241,9 @@ class SchedulerService:
         )
         self._every("skew", 10.0, self._measure_skew)
         self.load_all()
-        self._record_downtime_misses()
-        self._write_next_runs()
+        startup.record_downtime_misses(instance_id=self.instance_id, grace=settings.JOB_MISFIRE_GRACE_TIME)
+        startup.write_next_runs(fires={job.kwargs["schedule_id"]: job.next_run_time
+                                       for job in self.scheduler.get_jobs()})
         self.scheduler.start()
         self._watchdog.start()
         self.feed.start()
@@ -322,38 +323,6 @@ class SchedulerService:
         from history.cleanup import cleanup_if_due
 
         cleanup_if_due(instance_id=self.instance_id)
-
-    def _record_downtime_misses(self) -> None:
-        """Slots that passed while no instance ran (beyond the grace time) are
-        recorded as missed, so the gap shows in the history."""
-        from .models import Schedule
-
-        cutoff = datetime.now(dt_timezone.utc) - timedelta(seconds=settings.JOB_MISFIRE_GRACE_TIME)
-        overdue = Schedule.objects.filter(enabled=True, next_run__lt=cutoff).values_list(
-            "schedule_id", "domain", "domain_config_id", "next_run")
-        try:
-            for schedule_id, domain, config_id, slot in overdue.iterator():
-                history.record_unrun_slot(
-                    schedule_id=schedule_id, domain=domain, domain_config_id=config_id, scheduled_for=slot,
-                    instance_id=self.instance_id,
-                    reason="no scheduler instance was running at this time (this and any later slots until the restart)",
-                )
-        except DatabaseError as exc:
-            logger.warning("Could not record slots missed while stopped: %s", exc)
-
-    def _write_next_runs(self) -> None:
-        """Store each loaded schedule's next fire time, writing only the rows
-        whose stored value differs (so N instances starting cost one write)."""
-        from .models import Schedule
-
-        fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
-        try:
-            stored = dict(Schedule.objects.filter(enabled=True).values_list("schedule_id", "next_run"))
-            stale = [Schedule(schedule_id=sid, next_run=fire) for sid, fire in fires.items()
-                     if sid in stored and stored[sid] != fire]
-            Schedule.objects.bulk_update(stale, ["next_run"], batch_size=1000)
-        except DatabaseError as exc:
-            logger.warning("Could not write next_run: %s", exc)
 
     def _watchdog_loop(self) -> None:
         """Renews the locks and heartbeats of running scans every third of the

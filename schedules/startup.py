@@ -1,0 +1,46 @@
+"""What an instance writes once as it starts, after loading its jobs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from django.db import DatabaseError
+
+from history import services as history
+
+from .bookkeeping import update_schedule_columns
+from .models import Schedule
+
+logger = logging.getLogger("schedules.runtime")
+
+
+def record_downtime_misses(*, instance_id: str, grace: float) -> None:
+    """Slots that passed while no instance ran (beyond the grace time) are
+    recorded as missed, so the gap shows in the history."""
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace)
+    overdue = Schedule.objects.filter(enabled=True, next_run__lt=cutoff).values_list(
+        "schedule_id", "domain", "domain_config_id", "next_run")
+    try:
+        for schedule_id, domain, config_id, slot in overdue.iterator():
+            history.record_unrun_slot(
+                schedule_id=schedule_id, domain=domain, domain_config_id=config_id, scheduled_for=slot,
+                instance_id=instance_id,
+                reason="no scheduler instance was running at this time (this and any later slots until the restart)",
+            )
+    except DatabaseError as exc:
+        logger.warning("Could not record slots missed while stopped: %s", exc)
+
+
+def write_next_runs(*, fires: dict[uuid.UUID, datetime | None]) -> None:
+    """Store each loaded schedule's next fire time, writing only the rows
+    whose stored value differs (so N instances starting cost one write)."""
+    try:
+        stored = dict(Schedule.objects.filter(enabled=True).values_list("schedule_id", "next_run"))
+        update_schedule_columns(
+            columns=("next_run",),
+            rows=[(fire, sid) for sid, fire in fires.items() if sid in stored and stored[sid] != fire],
+        )
+    except DatabaseError as exc:
+        logger.warning("Could not write next_run: %s", exc)
