@@ -1,6 +1,6 @@
 """Server time of the history reads with a million execution rows.
 
-Run through bench/run_history.sh (it starts PostgreSQL and Redis). Prints
+Run through bench/run.sh bench/bench_history.py (it starts PostgreSQL and Redis). Prints
 median, p95 and p99 in milliseconds for each measured read.
 """
 

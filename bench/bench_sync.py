@@ -1,6 +1,6 @@
 """API sync benchmark: first import of N entries, then an unchanged re-import.
 
-Needs a migrated PostgreSQL in DATABASE_URL; bench/run_bench_sync.sh starts a
+Needs a migrated PostgreSQL in DATABASE_URL; bench/run.sh bench/bench_sync.py starts a
 throw-away one. The API is a real HTTP server on 127.0.0.1 (tests/api_server).
 Usage: python bench/bench_sync.py [--entries 10000] [--runs 7]
 """
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     if connection.vendor != "postgresql":
-        sys.exit("run against PostgreSQL (bench/run_bench_sync.sh)")
+        sys.exit("run against PostgreSQL (bench/run.sh bench/bench_sync.py)")
     first_times, again_times = [], []
     with ApiServer() as server:
         url = server.serve_json("/schedules", many(args.entries))

@@ -12,7 +12,7 @@ window from the database and the runs file (tests.runners.sleepy_runner).
 
 Needs the environment of scripts/services.sh (DATABASE_URL, REDIS_URL,
 TEST_PG_*, TEST_REDIS_PORT, TEST_SERVICES_DIR) and a migrated, empty database:
-bench/run_fault_harness.sh provides both. Exit status 0 only when the run passed.
+bench/run.sh bench/fault_harness.py provides both. Exit status 0 only when the run passed.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def make_schedules(count: int, interval: int) -> list:
 
     if Schedule.objects.exists():
         # Refuse rather than mix with (or wipe) data that is not ours.
-        raise SystemExit("the harness needs an empty, migrated throw-away database (bench/run_fault_harness.sh)")
+        raise SystemExit("the harness needs an empty, migrated throw-away database (bench/run.sh bench/fault_harness.py)")
     made = []
     for n in range(count):
         schedule = Schedule(domain_config_id=f"fault-{n}", domain=f"fault{n}.example.com", frequency="interval",

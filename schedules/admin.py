@@ -1,6 +1,6 @@
-from django import forms
 import uuid
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.http import HttpResponseRedirect
@@ -116,7 +116,6 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
     @admin.action(description="Disable selected schedules", permissions=["change"])
     def disable_schedules(self, request, queryset):
         self._set_enabled(request, queryset, False)
-
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_now(self, request, queryset):

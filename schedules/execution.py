@@ -27,7 +27,7 @@ from .locks import HeldLock, LockBackendDown, SlotGate
 from .slot_check import LostSlotCheck
 from .bookkeeping import ScheduleBookkeeping
 from .runners import ScanRequest, run_with_retries
-from .triggers import next_fire_times, shared_trigger
+from .triggers import next_fire_times
 
 logger = logging.getLogger("schedules.execution")
 
@@ -271,5 +271,5 @@ def _finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **
 
 
 def _next_run(spec: JobSpec, now: datetime) -> datetime | None:
-    upcoming = next_fire_times(shared_trigger(spec.frequency, spec.time_config, spec.timezone), count=1, now=now)
+    upcoming = next_fire_times(spec.trigger, count=1, now=now)
     return upcoming[0] if upcoming else None

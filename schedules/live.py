@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Count, Max
 
-from .jobs import JobSpec, diff_specs, iter_specs, load_spec
+from .jobs import JobSpec, enabled_digests, iter_specs, load_spec
 from .models import ScanProfile, Schedule
 from .notify import CHANNEL
 
@@ -139,19 +139,26 @@ class ChangeFeed:
 
     # --- 3. full diff -----------------------------------------------------
     def full_diff(self) -> int:
+        """Compare the database's digest of every enabled schedule with the
+        digest each loaded job was built from; rebuild only what differs."""
         started = time.monotonic()
         with self.service._specs_mutex:
-            loaded = dict(self.service.specs)
-        changes = diff_specs(loaded, iter_specs())
-        for change in changes:
-            self.service.apply_spec(change.schedule_id, change.spec, source="full-diff")
-        self.last_full_diff_fixed = len(changes)
+            loaded = {sid: spec.row_hash for sid, spec in self.service.specs.items()}
+        stale: set[uuid.UUID] = set()
+        seen: set[uuid.UUID] = set()
+        for schedule_id, digest in enabled_digests():
+            seen.add(schedule_id)
+            if loaded.get(schedule_id) != digest:
+                stale.add(schedule_id)
+        stale |= loaded.keys() - seen
+        fixed = self.apply_ids(stale, source="full-diff") if stale else 0
+        self.last_full_diff_fixed = fixed
         self.last_full_diff_seconds = time.monotonic() - started
-        if changes:
-            logger.warning("Full diff fixed %d job(s) that notices and the watermark missed", len(changes))
+        if fixed:
+            logger.warning("Full diff fixed %d job(s) that notices and the watermark missed", fixed)
         else:
             logger.debug("Full diff: %d jobs in step (%.2f s)", len(loaded), self.last_full_diff_seconds)
-        return len(changes)
+        return fixed
 
     def spec_of(self, schedule_id: uuid.UUID) -> JobSpec | None:
         return load_spec(schedule_id)

@@ -31,7 +31,6 @@ from .jobs import JobChange, JobSpec, change_for, iter_specs
 from .live import ChangeFeed
 from .locks import make_schedule_locks, make_slot_gate
 from .runners import get_runner
-from .triggers import shared_trigger
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -103,8 +102,11 @@ class SchedulerService:
         # MemoryJobStore keeps jobs sorted by next fire time; adding them in
         # that order makes each insertion an append.
         keyed = []
+        first_fire: dict[str, datetime | None] = {}  # per distinct trigger: schedules share them
         for spec in specs:
-            fire = shared_trigger(spec.frequency, spec.time_config, spec.timezone).get_next_fire_time(None, now)
+            if spec.trigger_key not in first_fire:
+                first_fire[spec.trigger_key] = spec.trigger.get_next_fire_time(None, now)
+            fire = first_fire[spec.trigger_key]
             if fire is not None:
                 keyed.append((fire, spec))
         keyed.sort(key=lambda pair: pair[0])
@@ -119,7 +121,7 @@ class SchedulerService:
         kwargs = {"next_run_time": next_run_time} if next_run_time is not None else {}
         self.scheduler.add_job(
             _unused_job_function,
-            trigger=shared_trigger(spec.frequency, spec.time_config, spec.timezone),
+            trigger=spec.trigger,
             id=spec.job_id,
             name=spec.domain,
             kwargs={"schedule_id": spec.schedule_id},
@@ -145,7 +147,7 @@ class SchedulerService:
                 else:
                     spec = change.spec
                     self.scheduler.reschedule_job(
-                        spec.job_id, trigger=shared_trigger(spec.frequency, spec.time_config, spec.timezone)
+                        spec.job_id, trigger=spec.trigger
                     )
                     self.specs[spec.schedule_id] = spec
             elif change.action == "refresh":
@@ -241,10 +243,13 @@ class SchedulerService:
         )
         self._every("skew", 10.0, self._measure_skew)
         self.load_all()
-        startup.record_downtime_misses(instance_id=self.instance_id, grace=settings.JOB_MISFIRE_GRACE_TIME)
-        startup.write_next_runs(fires={job.kwargs["schedule_id"]: job.next_run_time
-                                       for job in self.scheduler.get_jobs()})
+        # Bookkeeping writes (100,000 next_run values on a first start) need not
+        # hold up the firing of slots.
+        fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
+        threading.Thread(target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
+                         kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True).start()
         self.scheduler.start()
+        self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
         self._watchdog.start()
         self.feed.start()
         if settings.METRICS_PORT:

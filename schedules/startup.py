@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from django.conf import settings
 from django.db import DatabaseError
 
 from history import services as history
@@ -14,6 +15,11 @@ from .bookkeeping import update_schedule_columns
 from .models import Schedule
 
 logger = logging.getLogger("schedules.runtime")
+
+
+def write_startup_records(*, instance_id: str, fires: dict[uuid.UUID, datetime | None]) -> None:
+    record_downtime_misses(instance_id=instance_id, grace=settings.JOB_MISFIRE_GRACE_TIME)
+    write_next_runs(fires=fires)
 
 
 def record_downtime_misses(*, instance_id: str, grace: float) -> None:

@@ -199,17 +199,23 @@ def build_trigger(frequency: str, time_config: Any, timezone: str) -> BaseTrigge
 
 
 @lru_cache(maxsize=4096)
-def _shared_trigger(frequency: str, config_key: str, timezone: str) -> BaseTrigger:
-    return build_trigger(frequency, json.loads(config_key), timezone)
+def trigger_for_key(key: str) -> BaseTrigger:
+    """build_trigger for a key ``json.dumps([frequency, time_config, timezone],
+    sort_keys=True)``; equal keys share one trigger object.
+
+    APScheduler triggers hold no state between calls, so 100,000 daily
+    schedules at a handful of distinct times need only a handful of triggers.
+    """
+    frequency, time_config, timezone = json.loads(key)
+    return build_trigger(frequency, time_config, timezone)
+
+
+def trigger_key(frequency: str, time_config: Any, timezone: str) -> str:
+    return json.dumps([frequency, time_config, timezone], sort_keys=True)
 
 
 def shared_trigger(frequency: str, time_config: dict, timezone: str) -> BaseTrigger:
-    """build_trigger, with equal triggers shared between jobs.
-
-    APScheduler triggers hold no state between calls, so 100,000 daily schedules
-    at a handful of distinct times need only a handful of trigger objects.
-    """
-    return _shared_trigger(frequency, json.dumps(time_config, sort_keys=True), timezone)
+    return trigger_for_key(trigger_key(frequency, time_config, timezone))
 
 
 def next_fire_times(trigger: BaseTrigger, *, count: int, now: datetime) -> list[datetime]:

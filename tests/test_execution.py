@@ -192,3 +192,14 @@ def test_the_clock_skew_to_the_database_is_measured():
     assert abs(database_clock_skew()) < 0.5
     with time_machine.travel(timedelta(seconds=3), tick=True):
         assert 2.5 < database_clock_skew() < 3.5
+
+
+def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, caplog):
+    from schedules.jobs import iter_specs
+    from schedules.models import Schedule
+
+    good, bad = make_schedule(), make_schedule()
+    Schedule.objects.filter(pk=bad.pk).update(time_config={"hour": 99, "minute": 0})
+    assert [spec.schedule_id for spec in iter_specs()] == [good.schedule_id]
+    assert f"Schedule {bad.schedule_id} is not loaded: time_config.hour: 99 is out of range" in caplog.text
+    assert load_spec(bad.schedule_id) is None

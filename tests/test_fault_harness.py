@@ -1,6 +1,6 @@
 """The CI version of the fault harness (bench/fault_harness.py): three real
 `runscheduler` processes, 30 schedules, every fault of the full run, in about
-90 seconds. The full run is bench/run_fault_harness.sh (docs/benchmarks/faults.md)."""
+90 seconds. The full run is bench/run.sh bench/fault_harness.py (docs/benchmarks/faults.md)."""
 
 import subprocess
 
