@@ -131,3 +131,36 @@ def test_run_enhanced_scheduler_entry_point(transactional_db):
         scheduler.shutdown()
     assert not scheduler.running
     assert os.getpid() == SchedulerInstance.objects.get(instance_id="in-process").pid
+
+
+def test_periodic_sync_cleanup_and_metrics_run_inside_runscheduler(cluster, api_server, tmp_path):
+    """The runscheduler loop wires the API import, the history cleanup and its
+    own metrics endpoint."""
+    import json
+    import socket
+    import urllib.request
+
+    from tests.api_server import EXAMPLE
+
+    old = JobExecution.objects.create(
+        job_id="schedule:gone", domain="old.example.com", domain_config_id="old", status="success",
+        started_at=datetime.now(UTC) - timedelta(days=40), scheduled_for=datetime.now(UTC) - timedelta(days=40),
+    )
+    JobExecution.objects.filter(pk=old.pk).update(created_at=datetime.now(UTC) - timedelta(days=40))
+    url = api_server.serve_json("/schedules", EXAMPLE)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    instance = cluster.start("periodic", ENABLE_API_SYNC="true", API_URL=url, API_SYNC_INTERVAL="60",
+                             HISTORY_RETENTION_DAYS="30", METRICS_PORT=str(port), METRICS_ADDR="127.0.0.1")
+    cluster.wait_until_loaded(instance)
+    deadline = time.monotonic() + 15
+    while not (Schedule.objects.filter(domain_config_id="abc-123").exists()
+               and not JobExecution.objects.filter(pk=old.pk).exists()):
+        assert time.monotonic() < deadline, instance.log()
+        time.sleep(0.1)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert "scanner_schedules_loaded" in body and "scanner_sync_entries_total" in body
+    assert cluster.terminate(instance) == 0
+    assert json.dumps(EXAMPLE["data"][0]["data"]["customPages"]) in json.dumps(
+        Schedule.objects.get(domain_config_id="abc-123").scan_settings)
