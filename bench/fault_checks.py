@@ -9,6 +9,10 @@ only acceptable where a fault the harness injected explains it:
 - PostgreSQL outage: missed / skipped / absent, for slots in
   [outage start - margin, outage end + grace]. While the database is away no
   claim can be inserted; claims are retried until the slot's grace time ends.
+- The outage's backlog: skipped for an overlap (the lock was held) where the
+  schedule's previous runs started late in an unbroken chain (late runs and
+  skips, at most 6 slots) back to a slot of the outage window, whose claim was
+  retried until the database came back.
 - SIGKILL / SIGSTOP of an instance: skipped, for slots up to lock timeout +
   one interval after the fault. The victim's Redis lock and fresh heartbeat
   make the next slot of that schedule look like an overlap until either
@@ -92,10 +96,12 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
     verdict = Verdict(exit_codes=dict(exit_codes))
     rows: dict[tuple, list[str]] = {}
     reasons: dict[tuple, str] = {}
-    for sid, slot, status, instance, message in JobExecution.objects.filter(trigger="scheduled").values_list(
-            "schedule_id", "scheduled_for", "status", "instance_id", "error_message"):
+    started: dict[tuple, datetime] = {}
+    for sid, slot, status, instance, message, began in JobExecution.objects.filter(trigger="scheduled").values_list(
+            "schedule_id", "scheduled_for", "status", "instance_id", "error_message", "started_at"):
         rows.setdefault((str(sid), slot), []).append(status)
         reasons[(str(sid), slot)] = f"{instance}: {message}"
+        started[(str(sid), slot)] = began
     run_counts = Counter((sid, datetime.fromisoformat(slot)) for sid, slot, _ in runs if slot != "manual")
     verdict.left_running = JobExecution.objects.filter(status=ExecutionStatus.RUNNING).count()
     kinds = dict(grace=grace, lock_timeout=lock_timeout, interval=interval, margin=margin)
@@ -120,13 +126,39 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
                     verdict.unexplained_abandoned += 1
             elif status in NOT_RUN:
                 verdict.not_run[status] += 1
-                if any(f.explains(status, slot, **kinds) for f in faults):
+                if any(f.explains(status, slot, **kinds) for f in faults) or _skipped_behind_late_run(
+                        sid, slot, status, rows=rows, started=started, faults=faults, kinds=kinds):
                     verdict.explained_misses += 1
                 else:
                     verdict.unexplained.append((schedule.domain, slot.isoformat(), status,
                                                 reasons.get((sid, slot), "")))
     verdict.per_fault = _per_fault(faults, outcomes, end)
     return verdict
+
+
+def _skipped_behind_late_run(sid, slot, status, *, rows, started, faults, kinds) -> bool:
+    """A slot skipped because the schedule's previous run still held its lock,
+    where that run started late as part of the PostgreSQL outage's backlog:
+    claims retried until the database came back start late, and each late run
+    can push the next one late. Walks back through skips and late runs (at
+    most 6 slots) to a late run whose slot lies in the outage window."""
+    if status != ExecutionStatus.SKIPPED:
+        return False
+    interval = timedelta(seconds=kinds["interval"])
+    previous = slot - interval
+    for _ in range(6):
+        statuses = rows.get((sid, previous), [])
+        if statuses == [ExecutionStatus.SKIPPED]:
+            previous -= interval
+            continue
+        if len(statuses) != 1 or statuses[0] not in (*RUN, ExecutionStatus.ABANDONED):
+            return False
+        if started[(sid, previous)] - previous <= timedelta(seconds=0.5):
+            return False  # on time: the overlap is not the outage's doing
+        if any(f.kind == "postgres" and f.explains(statuses[0], previous, **kinds) for f in faults):
+            return True
+        previous -= interval
+    return False
 
 
 def _per_fault(faults: list[Fault], outcomes: list[tuple[datetime, str]], end: datetime) -> list[dict]:

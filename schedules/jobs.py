@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from apscheduler.triggers.base import BaseTrigger
-from django.db.models import F, QuerySet, TextField, Value
-from django.db.models.functions import MD5, Cast, Concat
+from django.db.models import F, QuerySet, TextField
+from django.db.models.functions import MD5, Cast, JSONObject
 
 from .models import Schedule
 from .triggers import TimeConfigError, trigger_for_key, trigger_key
@@ -87,11 +87,10 @@ def _profile_settings(row: tuple) -> dict:
 def row_digest():
     """An MD5 of every column a spec is built from, computed by the database
     (Django provides MD5 on SQLite too). The full diff compares these digests
-    instead of rebuilding 100,000 specs in Python."""
-    parts = []
-    for column in SPEC_COLUMNS[1:]:
-        parts += [Cast(F(column), output_field=TextField()), Value("|")]
-    return MD5(Concat(*parts, output_field=TextField()))
+    instead of rebuilding 100,000 specs in Python. One flat JSON object, not a
+    long concatenation: SQLite's parser overflows on deeply nested ||."""
+    columns = {column.replace("__", "_"): F(column) for column in SPEC_COLUMNS[1:]}
+    return MD5(Cast(JSONObject(**columns), output_field=TextField()))
 
 
 def spec_from_row(row: tuple) -> JobSpec:

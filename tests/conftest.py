@@ -3,6 +3,8 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.stored_rows import stored  # noqa: F401 - a fixture, shared by the bad-input and security tests
+
 
 def pytest_configure(config):
     # The suite is only honest against the real services: never fall back.
@@ -30,6 +32,20 @@ def redis_client():
     from django_redis import get_redis_connection
 
     return get_redis_connection("default")
+
+
+@pytest.fixture
+def staff(client, db):
+    """Log the test client in as a staff user holding only the given permissions."""
+    from django.contrib.auth.models import Permission, User
+
+    def login(*codenames):
+        user = User.objects.create_user(f"staff{User.objects.count()}", password="pw-for-tests", is_staff=True)
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(user)
+        return user
+
+    return login
 
 
 @pytest.fixture

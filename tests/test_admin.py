@@ -1,7 +1,6 @@
 from datetime import datetime, timezone
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from history.models import JobExecution
@@ -10,15 +9,6 @@ from schedules.models import ScanProfile, Schedule
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(client):
-    def login(*codenames):
-        user = User.objects.create_user(f"staff{User.objects.count()}", password="pw-for-tests", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-        client.force_login(user)
-        return user
-
-    return login
 
 
 def test_schedule_list_shows_words_and_state(admin_client, make_schedule):

@@ -4,7 +4,7 @@ and no stored row changed (schedules, scan_profiles, job_executions)."""
 import pytest
 from django.urls import reverse
 
-from tests.stored_rows import snapshot, stored  # noqa: F401 - fixture
+from tests.stored_rows import snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from schedules.repository import get_schedule_repository
 from schedules.sync import SyncError, sync_schedules_from_api
 from tests.api_server import closed_port_url, entry, huge_with_length, send
 from tests import cluster
-from tests.stored_rows import snapshot, stored  # noqa: F401 - fixture
+from tests.stored_rows import snapshot
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ COMMAND_CASES = [
     pytest.param("cleanuphistory", ["--days", "abc"], "--days: 'abc' is not an integer", id="cleanup-days-abc"),
     pytest.param("cleanuphistory", ["--days", "1", "--batch-size", "0"], "--batch-size: 0 must be at least 1",
                  id="cleanup-batch-size-zero"),
-    pytest.param("runscheduler", ["--max-workers", "0"], "--max-workers: '0' must be at least 1", id="max-workers-0"),
+    pytest.param("runscheduler", ["--max-workers", "0"], "--max-workers: 0 must be at least 1", id="max-workers-0"),
     pytest.param("runscheduler", ["--max-workers", "abc"], "--max-workers: 'abc' is not an integer", id="max-workers-abc"),
 ]
 

@@ -13,7 +13,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
@@ -25,7 +24,7 @@ from schedules.runners import ScanRequest, http_runner, run_with_retries
 from schedules.sync import SyncError, sync_schedules_from_api
 from tests import cluster
 from tests.api_server import EXAMPLE, closed_port_url, send
-from tests.stored_rows import snapshot, stored  # noqa: F401 - fixture
+from tests.stored_rows import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = ROOT / "docs" / "production.env.example"
@@ -52,15 +51,6 @@ def test_check_deploy_passes_with_the_documented_production_settings():
 
 
 # --- admin permissions are per model ---------------------------------------------------------
-@pytest.fixture
-def staff(client, db):
-    def login(*codenames):
-        user = User.objects.create_user(f"staff{User.objects.count()}", password="pw-for-tests", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-        client.force_login(user)
-        return user
-
-    return login
 
 
 def _schedule_form(schedule):

@@ -57,9 +57,9 @@ def test_start_script_serves_admin_and_runs_a_scheduler(tmp_path):
         assert status == 200 and "Django administration" in body
         assert '"redis"' in fetch(f"http://127.0.0.1:{port}/healthz")[1]
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, signum)
+                process.wait(timeout=30)
+            except ProcessLookupError:
+                pass

@@ -3,7 +3,6 @@
 import logging
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -76,15 +75,6 @@ def test_command_without_any_url_fails(sync_settings):
         _call()
 
 
-@pytest.fixture
-def staff(client):
-    def login(*codenames):
-        user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-        client.force_login(user)
-        return user
-
-    return login
 
 
 def test_admin_button_syncs_and_shows_the_result(client, staff, api_server, sync_settings):

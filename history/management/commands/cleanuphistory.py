@@ -1,27 +1,16 @@
-import argparse
-
 from django.core.management.base import BaseCommand, CommandError
 
 from history.cleanup import cleanup_old_executions
-
-
-def _at_least_one(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} must be at least 1")
-    return number
+from scanner_project.arguments import at_least_one
 
 
 class Command(BaseCommand):
     help = "Delete execution history older than --days, in batches (like clearsessions)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=_at_least_one, required=True,
+        parser.add_argument("--days", type=at_least_one, required=True,
                             help="Keep executions started in the last N days (N >= 1).")
-        parser.add_argument("--batch-size", type=_at_least_one, default=5000, help="Rows deleted per transaction.")
+        parser.add_argument("--batch-size", type=at_least_one, default=5000, help="Rows deleted per transaction.")
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
 
     def handle(self, *, days, batch_size, dry_run, **options):

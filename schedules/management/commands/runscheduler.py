@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from scanner_project.arguments import at_least_one
 from schedules.runtime import SchedulerService
 
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--instance-id", help="defaults to SCHEDULER_INSTANCE_ID or host-pid")
-        parser.add_argument("--max-workers", type=_positive_int, help="defaults to MAX_WORKERS")
+        parser.add_argument("--max-workers", type=at_least_one, help="defaults to MAX_WORKERS")
 
     def handle(self, *args, instance_id=None, max_workers=None, **options):
         _apply_test_clock_offset()
@@ -29,18 +30,6 @@ class Command(BaseCommand):
         # Scans past the grace period were marked interrupted; their threads
         # must not keep the process alive.
         os._exit(0)
-
-
-def _positive_int(value: str) -> int:
-    import argparse
-
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-workers: {value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"--max-workers: {value!r} must be at least 1")
-    return number
 
 
 def _apply_test_clock_offset() -> None:
