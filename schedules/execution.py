@@ -151,6 +151,20 @@ def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) ->
 
 def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True) -> str | None:
     """Returns the final status of the run this instance made, or None."""
+    late = ctx.clock() - scheduled_for
+    if late > timedelta(seconds=ctx.misfire_grace):
+        # A slot that reaches a worker this late (a queue backlog, a second
+        # look after an outage) would only overlap the schedule's next slot.
+        logger.warning("Slot %s of %s missed by %s: later than the grace time", scheduled_for, spec.job_id, late)
+        try:
+            history.record_unrun_slot(
+                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                scheduled_for=scheduled_for, instance_id=ctx.instance_id,
+                reason=f"missed by {late}: later than the grace time",
+            )
+        except DatabaseError as exc:
+            ctx.db_outage.down(exc, "missed slots are only logged")
+        return ExecutionStatus.MISSED
     if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down and not ctx.slot_gate.first(
         spec.schedule_id, scheduled_for, ctx.instance_id
     ):

@@ -79,6 +79,8 @@ class SchedulerService:
             max_workers=self.max_workers, coalesce=settings.JOB_COALESCE,
             on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot, skew=lambda: self.db_skew,
         )
+        # Runs are timed by the database's clock, the one all instances share.
+        self.ctx.clock = self.executor.db_now
         self.scheduler = BackgroundScheduler(
             timezone=dt_timezone.utc,
             executors={"default": self.executor},

@@ -33,18 +33,23 @@ class LostSlotCheck:
         """Noted slots whose check is due and that still have no row."""
         now = time.monotonic()
         with self._mutex:
-            due = [(spec, slot) for at, spec, slot in self._pending if at <= now]
+            due = [item for item in self._pending if item[0] <= now]
             self._pending = [item for item in self._pending if item[0] > now]
         if not due:
             return []
-        existing = set(
-            JobExecution.objects.filter(
-                trigger=ExecutionTrigger.SCHEDULED,
-                schedule_id__in={spec.schedule_id for spec, _ in due},
-                scheduled_for__in={slot for _, slot in due},
-            ).values_list("schedule_id", "scheduled_for")
-        )
-        return [(spec, slot) for spec, slot in due if (spec.schedule_id, slot) not in existing]
+        try:
+            existing = set(
+                JobExecution.objects.filter(
+                    trigger=ExecutionTrigger.SCHEDULED,
+                    schedule_id__in={spec.schedule_id for _, spec, _ in due},
+                    scheduled_for__in={slot for _, _, slot in due},
+                ).values_list("schedule_id", "scheduled_for")
+            )
+        except Exception:
+            with self._mutex:  # the database is away: look again next time
+                self._pending.extend(due)
+            raise
+        return [(spec, slot) for _, spec, slot in due if (spec.schedule_id, slot) not in existing]
 
     def __len__(self) -> int:
         return len(self._pending)

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -20,8 +21,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SLOT = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
 
 
+def slot_clock():
+    """The runtime's clock, starting just after SLOT and ticking."""
+    began = time.monotonic()
+    return lambda: SLOT + timedelta(seconds=0.2 + time.monotonic() - began)
+
+
 def context(runner, *, locks=None, instance_id="test-instance"):
     return RunContext(
+        clock=slot_clock(),
         instance_id=instance_id,
         locks=locks or RedisScheduleLocks(client=get_redis_connection("default"), timeout=5),
         runner=runner,
@@ -203,3 +211,12 @@ def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, c
     assert [spec.schedule_id for spec in iter_specs()] == [good.schedule_id]
     assert f"Schedule {bad.schedule_id} is not loaded: time_config.hour: 99 is out of range" in caplog.text
     assert load_spec(bad.schedule_id) is None
+
+
+def test_a_slot_reaching_a_worker_later_than_the_grace_time_is_recorded_missed(make_schedule):
+    schedule = make_schedule()
+    ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=ctx.misfire_grace + 1)
+    assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT) == "missed"
+    execution = JobExecution.objects.get()
+    assert execution.status == "missed" and "later than the grace time" in execution.error_message
