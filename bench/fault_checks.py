@@ -138,8 +138,12 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
                     verdict.explained_misses += 1
                     verdict.overlap_skips += 1
                 else:
+                    moment = checked_at.get((sid, slot))
+                    near = [(b.strftime("%H:%M:%S.%f")[:-3], d.strftime("%H:%M:%S.%f")[:-3] if d else None)
+                            for b, d in spans.get(sid, ()) if moment and abs((b - moment).total_seconds()) < 6]
                     verdict.unexplained.append((schedule.domain, slot.isoformat(), status,
-                                                reasons.get((sid, slot), "")))
+                                                reasons.get((sid, slot), ""),
+                                                f"decided {moment:%H:%M:%S.%f}" if moment else "", near))
     verdict.per_fault = _per_fault(faults, outcomes, end)
     return verdict
 

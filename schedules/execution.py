@@ -99,6 +99,7 @@ class RunContext:
     runner: Callable
     stop: threading.Event
     misfire_grace: float
+    coalesce: bool
     retry_backoff: float
     stale_after: timedelta
     redis_outage: OutageLog
@@ -151,16 +152,15 @@ def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) ->
 
 def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True) -> str | None:
     """Returns the final status of the run this instance made, or None."""
-    late = ctx.clock() - scheduled_for
-    if late > timedelta(seconds=ctx.misfire_grace):
+    reason = _too_late(ctx, spec, scheduled_for)
+    if reason:
         # A slot that reaches a worker this late (a queue backlog, a second
         # look after an outage) would only overlap the schedule's next slot.
-        logger.warning("Slot %s of %s missed by %s: later than the grace time", scheduled_for, spec.job_id, late)
+        logger.warning("Slot %s of %s not run: %s", scheduled_for, spec.job_id, reason)
         try:
             history.record_unrun_slot(
                 schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
-                scheduled_for=scheduled_for, instance_id=ctx.instance_id,
-                reason=f"missed by {late}: later than the grace time",
+                scheduled_for=scheduled_for, instance_id=ctx.instance_id, reason=reason,
             )
         except DatabaseError as exc:
             ctx.db_outage.down(exc, "missed slots are only logged")
@@ -182,6 +182,17 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         return None
     metrics.SLOT_START_DELAY.observe(max((ctx.clock() - scheduled_for).total_seconds(), 0.0))
     return execute(ctx, spec, claimed, scheduled_for=scheduled_for, trigger="scheduled")
+
+
+def _too_late(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str:
+    now = ctx.clock()
+    if now - scheduled_for > timedelta(seconds=ctx.misfire_grace):
+        return f"missed by {now - scheduled_for}: later than the grace time"
+    if ctx.coalesce:
+        later = spec.trigger.get_next_fire_time(scheduled_for, scheduled_for + timedelta(microseconds=1))
+        if later is not None and later <= now:
+            return f"coalesced: the schedule's later slot {later.isoformat()} is already due"
+    return ""
 
 
 def _take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple[bool, HeldLock | None, str]:

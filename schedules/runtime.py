@@ -66,6 +66,7 @@ class SchedulerService:
             runner=get_runner(),
             stop=self.stop_event,
             misfire_grace=settings.JOB_MISFIRE_GRACE_TIME,
+            coalesce=settings.JOB_COALESCE,
             retry_backoff=settings.SCAN_RETRY_BACKOFF,
             stale_after=timedelta(seconds=self.heartbeat_interval * 1.5),
             redis_outage=OutageLog("Redis"),

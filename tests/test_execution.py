@@ -35,6 +35,7 @@ def context(runner, *, locks=None, instance_id="test-instance"):
         runner=runner,
         stop=threading.Event(),
         misfire_grace=2,
+        coalesce=True,
         retry_backoff=0,
         stale_after=timedelta(seconds=3),
         redis_outage=OutageLog("Redis"),
@@ -220,3 +221,12 @@ def test_a_slot_reaching_a_worker_later_than_the_grace_time_is_recorded_missed(m
     assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT) == "missed"
     execution = JobExecution.objects.get()
     assert execution.status == "missed" and "later than the grace time" in execution.error_message
+
+
+def test_a_late_slot_whose_next_slot_is_already_due_is_coalesced_not_run(make_schedule):
+    schedule = make_schedule(frequency="interval", time_config={"seconds": 1})
+    ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=1.5)
+    assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT) == "missed"
+    assert "coalesced: the schedule's later slot" in JobExecution.objects.get().error_message
+    assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT + timedelta(seconds=1)) == "success"
