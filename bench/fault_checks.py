@@ -9,10 +9,12 @@ only acceptable where a fault the harness injected explains it:
 - PostgreSQL outage: missed / skipped / absent, for slots in
   [outage start - margin, outage end + grace]. While the database is away no
   claim can be inserted; claims are retried until the slot's grace time ends.
-- Anywhere: skipped for an overlap, verified in the data: another run of the
-  same schedule had started before the skip was decided and completed after
-  it, so it held the lock. One run of a schedule at a time is the rule; the
-  summary counts these separately ("verified overlap").
+- Anywhere, verified in the data, counted separately and limited to 1% of
+  the expected slots: skipped for an overlap (another run of the schedule had
+  started before the skip was decided and completed after it, so it held the
+  lock), and missed as coalesced (the slot reached a worker only after the
+  schedule's next slot was due). Both are the runtime's rules (one run of a
+  schedule at a time; JOB_COALESCE runs the latest slot, not a backlog).
 - SIGKILL / SIGSTOP of an instance: skipped, for slots up to lock timeout +
   one interval after the fault. The victim's Redis lock and fresh heartbeat
   make the next slot of that schedule look like an overlap until either
@@ -64,6 +66,7 @@ class Verdict:
     not_run: Counter = field(default_factory=Counter)
     explained_misses: int = 0
     overlap_skips: int = 0  # skipped while the previous run was still going (checked in the data)
+    coalesced: int = 0  # missed because the next slot was already due when it reached a worker (checked)
     unexplained: list = field(default_factory=list)  # (schedule, slot, status, "instance: reason")
     duplicates: list = field(default_factory=list)  # (schedule, slot, rows, runs)
     runs_without_claim: list = field(default_factory=list)
@@ -81,9 +84,15 @@ class Verdict:
         return {name: code for name, code in self.exit_codes.items() if code != 0}
 
     @property
+    def policy_outcomes_too_many(self) -> bool:
+        """Verified overlaps and coalesced slots are the rules working, but a
+        runtime that fell behind all the time would also produce them."""
+        return self.overlap_skips + self.coalesced > 0.01 * self.expected
+
+    @property
     def ok(self) -> bool:
         return not (self.duplicates or self.unexplained or self.runs_without_claim or self.left_running
-                    or self.bad_exit_codes)
+                    or self.bad_exit_codes or self.policy_outcomes_too_many)
 
 
 def slots_between(schedule, start: datetime, end: datetime) -> list[datetime]:
@@ -99,6 +108,7 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
     reasons: dict[tuple, str] = {}
     spans: dict[str, list] = {}  # schedule -> (started, completed) of every run
     checked_at: dict[tuple, datetime] = {}  # when a skip was decided
+    decided_at: dict[tuple, datetime] = {}  # when a miss was recorded
     for sid, slot, status, instance, message, began, done in JobExecution.objects.values_list(
             "schedule_id", "scheduled_for", "status", "instance_id", "error_message", "started_at", "completed_at"):
         if slot is not None:
@@ -108,6 +118,8 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
             spans.setdefault(str(sid), []).append((began, done))
         elif status == ExecutionStatus.SKIPPED:
             checked_at[(str(sid), slot)] = began
+        elif status == ExecutionStatus.MISSED:
+            decided_at[(str(sid), slot)] = began
     run_counts = Counter((sid, datetime.fromisoformat(slot)) for sid, slot, _ in runs if slot != "manual")
     verdict.left_running = JobExecution.objects.filter(status=ExecutionStatus.RUNNING).count()
     kinds = dict(grace=grace, lock_timeout=lock_timeout, interval=interval, margin=margin)
@@ -137,6 +149,10 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
                 elif _verified_overlap(sid, slot, status, spans=spans, checked_at=checked_at):
                     verdict.explained_misses += 1
                     verdict.overlap_skips += 1
+                elif _verified_coalesce(sid, slot, status, reason=reasons.get((sid, slot), ""),
+                                        decided=decided_at.get((sid, slot)), schedule=schedule):
+                    verdict.explained_misses += 1
+                    verdict.coalesced += 1
                 else:
                     moment = checked_at.get((sid, slot))
                     near = [(b.strftime("%H:%M:%S.%f")[:-3], d.strftime("%H:%M:%S.%f")[:-3] if d else None)
@@ -160,6 +176,17 @@ def _verified_overlap(sid, slot, status, *, spans, checked_at) -> bool:
     moment = checked_at.get((sid, slot))
     return moment is not None and any(
         began < moment and (done is None or done > moment) for began, done in spans.get(sid, ()))
+
+
+def _verified_coalesce(sid, slot, status, *, reason: str, decided, schedule) -> bool:
+    """A slot recorded missed because it reached a worker only after the
+    schedule's next slot was due (JOB_COALESCE: run the latest slot, not a
+    backlog), checked against the data: the miss was recorded after that next
+    slot's time."""
+    if status != ExecutionStatus.MISSED or "coalesced" not in reason or decided is None:
+        return False
+    later = schedule.trigger.get_next_fire_time(slot, slot + timedelta(microseconds=1))
+    return later is not None and decided >= later
 
 
 def _per_fault(faults: list[Fault], outcomes: list[tuple[datetime, str]], end: datetime) -> list[dict]:
@@ -196,8 +223,10 @@ def summary(verdict: Verdict, *, start: datetime, end: datetime) -> str:
         f"| {v.expected} | {v.run} | {len(v.duplicates)} | {v.missed} ({v.explained_misses} / {len(v.unexplained)}) "
         f"| {v.abandoned} | {sum(f['recovered'] for f in v.per_fault)} |",
         "",
-        f"not run by status: {not_run}; of the explained, skipped for a verified overlap (previous run still "
-        f"going): {v.overlap_skips}; abandoned outside any fault window: {v.unexplained_abandoned}; "
+        f"not run by status: {not_run}; explained outside fault windows by the data: skipped for an overlap "
+        f"{v.overlap_skips}, coalesced (next slot already due) {v.coalesced} (limit 1% of expected: "
+        f"{'exceeded' if v.policy_outcomes_too_many else 'ok'}); abandoned outside any fault window: "
+        f"{v.unexplained_abandoned}; "
         f"runs without a claim: {len(v.runs_without_claim)}; left running: {v.left_running}",
         "exit codes on SIGTERM: " + ", ".join(f"{k}={c}" for k, c in v.exit_codes.items()),
         "",
