@@ -150,3 +150,16 @@ def test_admin_run_now_without_a_live_instance_says_so(client, db):
                            {"action": "run_now", "_selected_action": [schedule_id]}, follow=True)
     assert b"No scheduler instance is running, so nothing was queued" in response.content
     assert not JobExecution.objects.exists()
+
+
+def test_an_edit_saved_in_admin_reaches_the_running_instance(instance, client):
+    schedule_id = create_schedule(domain_config_id="via-admin", domain="via-admin.example.com", frequency="daily",
+                                  time_config={"hour": 8, "minute": 0})
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    client.force_login(User.objects.create_superuser("editor", password="pw-for-tests"))
+    form = {"domain_config_id": "via-admin", "domain": "via-admin.example.com", "profile": "", "enabled": "on",
+            "frequency": "daily", "time_config": '{"hour": 8, "minute": 40}', "timezone": "UTC",
+            "scan_settings": "{}"}
+    response = client.post(reverse("admin:schedules_schedule_change", args=[schedule_id]), form)
+    assert response.status_code == 302
+    wait_for(lambda: next_fire(schedule_id).minute == 40)
