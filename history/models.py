@@ -5,7 +5,7 @@ from django.db.models import Q
 
 
 class ExecutionStatus(models.TextChoices):
-    QUEUED = "queued"  # a manual run waiting for an instance to pick it up
+    QUEUED = "queued"  # fired (or requested by "Run now"), waiting for a free worker on any instance
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -87,7 +87,8 @@ class JobExecution(models.Model):
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status="running"), name="job_exec_running_heartbeat_idx"
             ),
-            models.Index(fields=["created_at"], condition=Q(status="queued"), name="job_exec_queued_idx"),
+            # The queue, in the order workers take it (history.services.take_queued).
+            models.Index(fields=["trigger", "started_at"], condition=Q(status="queued"), name="job_exec_queue_idx"),
         ]
 
     def __str__(self) -> str:

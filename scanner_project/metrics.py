@@ -25,3 +25,4 @@ CHANGES_APPLIED = Counter("scanner_schedule_changes_applied_total", "Schedule ch
 SYNC_RESULTS = Counter("scanner_sync_entries_total", "API sync entries by outcome", ["outcome"])
 SYNC_FAILURES = Counter("scanner_sync_failures_total", "API syncs that could not read the API")
 HISTORY_CLEANUP_DELETED = Counter("scanner_history_cleanup_deleted_total", "Execution rows deleted by cleanup")
+LOOP_ALIVE = Gauge("scanner_loop_alive", "1 while the instance's background loop runs, 0 once it ended", ["loop"])

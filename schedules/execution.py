@@ -110,6 +110,7 @@ class RunContext:
     running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)
     running_mutex: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], datetime] = timezone.now
+    queue_wake: threading.Event = field(default_factory=threading.Event)  # set when a slot is queued here
 
 
 def _log_extra(ctx: RunContext, spec: JobSpec, execution_id=None, scheduled_for=None) -> dict:
@@ -139,6 +140,7 @@ def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) ->
             execution_id = history.claim_slot(
                 schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
                 scheduled_for=scheduled_for, instance_id=ctx.instance_id, started_at=ctx.clock(),
+                metadata={"fired_by": ctx.instance_id},
             )
             ctx.db_outage.up()
             return execution_id
@@ -150,13 +152,14 @@ def claim_with_retry(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) ->
             wait = min(wait * 2, CLAIM_RETRY_MAX)
 
 
-def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True) -> str | None:
-    """Returns the final status of the run this instance made, or None."""
+def fire_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True) -> str | None:
+    """Fire one slot: claim it as ``queued`` for any instance's workers.
+    Returns "queued" when this instance won the claim, "missed", or None."""
     reason = _too_late(ctx, spec, scheduled_for)
     if reason:
-        # A slot that reaches a worker this late (a queue backlog, a second
-        # look after an outage) would only overlap the schedule's next slot.
-        logger.warning("Slot %s of %s not run: %s", scheduled_for, spec.job_id, reason)
+        # Fired this late (every instance was down, a second look after an
+        # outage): grace is about firing; a queued slot never expires.
+        logger.warning("Slot %s of %s not queued: %s", scheduled_for, spec.job_id, reason)
         try:
             history.record_unrun_slot(
                 schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
@@ -180,8 +183,39 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         metrics.CLAIM_LOSSES.inc()
         logger.debug("Slot %s of %s claimed by another instance", scheduled_for, spec.job_id)
         return None
-    metrics.SLOT_START_DELAY.observe(max((ctx.clock() - scheduled_for).total_seconds(), 0.0))
-    return execute(ctx, spec, claimed, scheduled_for=scheduled_for, trigger="scheduled")
+    if ctx.coalesce:
+        folded = history.fold_queued(schedule_id=spec.schedule_id, before=scheduled_for,
+                                     reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
+        if folded:
+            logger.info("Coalesced %d queued slot(s) of %s into %s", folded, spec.job_id, scheduled_for)
+    ctx.queue_wake.set()
+    return ExecutionStatus.QUEUED
+
+
+def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobSpec | None]) -> str:
+    """Run one row this instance took from the queue (history.take_queued)
+    with the schedule's current snapshot."""
+    execution_id, scheduled_for = row["execution_id"], row["scheduled_for"]
+    try:
+        spec = spec_of(row["schedule_id"])
+        if ctx.stop.is_set():
+            # Taken just as this instance began to stop: back to the queue,
+            # for another instance; queued work is never interrupted.
+            history.requeue(execution_ids=[execution_id])
+            return ExecutionStatus.QUEUED
+        if spec is None:
+            history.finish_execution(execution_id=execution_id, status=ExecutionStatus.SKIPPED,
+                                     started_at=row["started_at"], instance_id=ctx.instance_id,
+                                     error_message="the schedule no longer exists or is disabled")
+            return ExecutionStatus.SKIPPED
+        if scheduled_for is not None:
+            metrics.SLOT_START_DELAY.observe(max((row["started_at"] - scheduled_for).total_seconds(), 0.0))
+        return execute(ctx, spec, execution_id, scheduled_for=scheduled_for, trigger=row["trigger"],
+                       metadata=row["metadata"],
+                       started_at=row["started_at"])
+    finally:
+        with ctx.running_mutex:
+            ctx.running.pop(execution_id, None)
 
 
 def _too_late(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str:
@@ -220,8 +254,8 @@ def _take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple
 
 
 def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for, trigger: str,
-            metadata: dict | None = None) -> str:
-    started_at = ctx.clock()
+            metadata: dict | None = None, started_at: datetime | None = None) -> str:
+    started_at = started_at or ctx.clock()
     extra = _log_extra(ctx, spec, execution_id, scheduled_for)
     may_run, held, reason = _take_lock(ctx, spec, execution_id)
     metadata = {**(metadata or {}), "instance_id": ctx.instance_id, "trigger": trigger,

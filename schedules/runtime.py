@@ -1,9 +1,10 @@
 """The scheduler runtime of one ``runscheduler`` process.
 
-Every instance loads every enabled schedule and fires every slot; the slot's
-database claim picks the one instance that runs it (see execution.py). The
+Every firing instance loads every enabled schedule and fires every slot; the
+slot's database claim picks the one instance that queues it (execution.py),
+and the workers of every scanning instance take queued slots (queue.py). The
 main loop does the bookkeeping in short, interruptible steps: instance
-heartbeat, change detection, manual runs, abandoned-run sweep.
+heartbeat, change detection, abandoned-run sweep.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from history.models import ExecutionStatus
 from scanner_project import metrics
 
 from . import instances, startup
-from .execution import OutageLog, RunContext, execute, repair_connections, run_slot
+from .execution import OutageLog, RunContext, fire_slot, repair_connections
 from .executor import SlotExecutor
 from .jobs import JobChange, JobSpec, change_for, iter_specs
 from .live import ChangeFeed
 from .locks import make_schedule_locks, make_slot_gate
+from .loops import Loops
+from .queue import QueueTaker
 from .runners import get_runner
 
 logger = logging.getLogger("schedules.runtime")
@@ -47,7 +50,13 @@ class SchedulerService:
         enable_api_sync: bool | None = None,
         api_sync_interval: float | None = None,
         lock_timeout: float | None = None,
+        fire: bool = True,
+        scan: bool = True,
     ):
+        if not (fire or scan):
+            raise ValueError("an instance must fire slots, run scans, or both")
+        self.fire, self.scan = fire, scan
+        self.exit_code = 0
         _skip_checkout_health_checks()
         self.instance_id = instance_id or instances.default_instance_id()
         self.max_workers = max_workers or settings.MAX_WORKERS
@@ -95,7 +104,9 @@ class SchedulerService:
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
         self.feed = ChangeFeed(service=self)
         self._last_run: dict[str, float] = {}
-        self._watchdog = threading.Thread(target=self._watchdog_loop, name="lock-watchdog", daemon=True)
+        self.loops = Loops(on_death=self._on_loop_death, on_db_error=self._on_db_error)
+        self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
+                                spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if scan else None
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -184,7 +195,7 @@ class SchedulerService:
             return  # not claimed: another instance runs it
         spec = self.specs.get(job.kwargs["schedule_id"])
         if spec is not None:
-            with_fresh_connections(run_slot)(self.ctx, spec, scheduled_for)
+            with_fresh_connections(fire_slot)(self.ctx, spec, scheduled_for)
 
     def _on_unrun_slot(self, job, scheduled_for: datetime, reason: str, status=ExecutionStatus.MISSED) -> None:
         spec = self.specs.get(job.kwargs["schedule_id"])
@@ -219,22 +230,7 @@ class SchedulerService:
                                     "no instance claimed it within the grace time")
                 continue
             logger.info("Slot %s of %s was not claimed by any instance; claiming it here", slot, spec.job_id)
-            self.executor._pool.submit(with_fresh_connections(run_slot), self.ctx, spec, slot, gate=False)
-
-    def _run_manual(self) -> None:
-        free = self.max_workers - len(self.ctx.running)
-        if free <= 0:
-            return
-        for execution in history.claim_queued_runs(instance_id=self.instance_id, limit=free):
-            spec = self.specs.get(execution.schedule_id) or self.feed.spec_of(execution.schedule_id)
-            if spec is None:
-                history.finish_execution(execution_id=execution.execution_id, status=ExecutionStatus.SKIPPED,
-                                         started_at=execution.started_at, error_message="schedule no longer exists")
-                continue
-            self.executor._pool.submit(
-                with_fresh_connections(execute), self.ctx, spec, execution.execution_id,
-                scheduled_for=None, trigger="manual", metadata=execution.metadata,
-            )
+            self.executor._pool.submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, gate=False)
 
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -245,15 +241,20 @@ class SchedulerService:
             "" if self.locks.backend == "redis" else " (no Redis configured: single instance only)",
         )
         self._every("skew", 10.0, self._measure_skew)
+        # A scans-only instance loads the jobs too (the snapshots its scans
+        # run with) but never starts firing them.
         self.load_all()
-        # Bookkeeping writes (100,000 next_run values on a first start) need not
-        # hold up the firing of slots.
-        fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
-        threading.Thread(target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
-                         kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True).start()
-        self.scheduler.start()
+        if self.fire:
+            # Bookkeeping writes (100,000 next_run values on a first start) need
+            # not hold up the firing of slots.
+            fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
+            threading.Thread(target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
+                             kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True).start()
+            self.scheduler.start()
         self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
-        self._watchdog.start()
+        self.loops.start("lock-watchdog", self._watchdog_loop)
+        if self.taker is not None:
+            self.loops.start("queue-taker", lambda: self.taker.run_until_stopped(self.loops.one_pass))
         self.feed.start()
         if settings.METRICS_PORT:
             from prometheus_client import start_http_server
@@ -279,7 +280,6 @@ class SchedulerService:
         self._every("beat", 1.0, self._beat)
         self._every("bookkeeping", 0.5, self.ctx.bookkeeping.flush)
         self._every("changes", 0.5, self.feed.poll)
-        self._every("manual", 0.5, self._run_manual)
         self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
         self._every("diff", self.schedule_check_interval, self.feed.full_diff)
@@ -294,14 +294,16 @@ class SchedulerService:
         if now - self._last_run.get(name, float("-inf")) < interval:
             return
         self._last_run[name] = now
-        try:
-            task()
+        if self.loops.one_pass(name, task):
             self.ctx.db_outage.up()
-        except DatabaseError as exc:
-            self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
-            repair_connections()
-        except Exception:  # noqa: BLE001 - one failing task must not stop the loop
-            logger.exception("Periodic task %s failed", name)
+
+    def _on_db_error(self, exc: DatabaseError) -> None:
+        self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
+        repair_connections()
+
+    def _on_loop_death(self, name: str) -> None:
+        self.exit_code = 1
+        self.request_stop()
 
     def _beat(self) -> None:
         jobs = self.loaded_jobs() if len(self.specs) <= instances.JOBS_REPORTED_MAX else None
@@ -309,7 +311,8 @@ class SchedulerService:
             instance_id=self.instance_id, started_at=self.started_at, jobs_loaded=len(self.specs),
             running_now=len(self.ctx.running),
             status={"jobs": jobs, "locks": self.locks.backend, "redis_down": self.ctx.redis_outage.is_down,
-                    "feed": self.feed.describe()},
+                    "feed": self.feed.describe(), "roles": [r for r, on in (("fire", self.fire), ("scan", self.scan))
+                                                            if on], "dead_loops": self.loops.dead},
         )
 
     def _measure_skew(self) -> None:
@@ -336,21 +339,26 @@ class SchedulerService:
         """Renews the locks and heartbeats of running scans every third of the
         lock timeout, so a scan of any length keeps its lock."""
         while not self._watchdog_stop.wait(self.heartbeat_interval):
-            with self.ctx.running_mutex:
-                running = list(self.ctx.running.values())
-            for scan in running:
-                if scan.lock is not None and not self.locks.renew(scan.lock):
-                    logger.warning("Lost lock of schedule %s while its scan runs: %s",
-                                   scan.schedule_id, scan.lock.lost_reason)
-            try:
-                with_fresh_connections(history.touch_running)(execution_ids=[s.execution_id for s in running])
-            except DatabaseError as exc:
-                self.ctx.db_outage.down(exc, "heartbeats resume when it returns")
+            self.loops.one_pass("lock-watchdog", self._renew_running)
+
+    def _renew_running(self) -> None:
+        with self.ctx.running_mutex:
+            running = list(self.ctx.running.values())
+        for scan in running:
+            # Read once: the finishing worker sets scan.lock to None meanwhile.
+            held = scan.lock
+            if held is not None and not self.locks.renew(held):
+                logger.warning("Lost lock of schedule %s while its scan runs: %s", scan.schedule_id, held.lost_reason)
+        try:
+            history.touch_running(execution_ids=[s.execution_id for s in running])
+        except DatabaseError as exc:
+            self.ctx.db_outage.down(exc, "heartbeats resume when it returns")
 
     def shutdown(self, grace: float | None = None) -> None:
         grace = settings.SHUTDOWN_GRACE_SECONDS if grace is None else grace
         self.stop_event.set()
-        logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s)", grace, len(self.ctx.running))
+        logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s); queued slots stay "
+                    "queued for the other instances", grace, len(self.ctx.running))
         self.feed.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -360,6 +368,8 @@ class SchedulerService:
         with self.ctx.running_mutex:
             left = list(self.ctx.running.values())
         self._watchdog_stop.set()
+        if self.taker is not None:
+            self.taker.shutdown()
         close_old_connections()
         try:
             if left:

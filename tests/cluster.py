@@ -40,12 +40,12 @@ class Cluster:
     env: dict = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
 
-    def start(self, name: str, **extra_env: str) -> Instance:
+    def start(self, name: str, *args: str, **extra_env: str) -> Instance:
         env = {**os.environ, "DATABASE_URL": test_database_url(), "SCAN_TEST_INSTANCE": name,
                "PYTHONUNBUFFERED": "1", **self.env, **extra_env}
         log_path = self.tmp / f"{name}.log"
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "runscheduler", "--instance-id", name],
+            [sys.executable, "manage.py", "runscheduler", "--instance-id", name, *args],
             cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         instance = Instance(name, process, log_path)
@@ -85,6 +85,19 @@ class Cluster:
                 except ProcessLookupError:
                     pass
                 instance.process.wait(timeout=10)
+
+
+def wait_for(condition, *, timeout: float, message, every: float = 0.1):
+    """Poll ``condition`` until it returns something true; fail with
+    ``message()`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {message()}")
+        time.sleep(every)
 
 
 def read_runs(path: Path) -> list[tuple[str, str, str]]:

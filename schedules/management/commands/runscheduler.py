@@ -16,10 +16,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--instance-id", help="defaults to SCHEDULER_INSTANCE_ID or host-pid")
         parser.add_argument("--max-workers", type=at_least_one, help="defaults to MAX_WORKERS")
+        role = parser.add_mutually_exclusive_group()
+        role.add_argument("--scans-only", action="store_true",
+                          help="run queued scans only; fire no slots (add scan capacity on more hosts)")
+        role.add_argument("--fire-only", action="store_true", help="fire slots into the queue only; run no scans")
 
-    def handle(self, *args, instance_id=None, max_workers=None, **options):
+    def handle(self, *args, instance_id=None, max_workers=None, scans_only=False, fire_only=False, **options):
         _apply_test_clock_offset()
-        service = SchedulerService(instance_id=instance_id, max_workers=max_workers)
+        service = SchedulerService(instance_id=instance_id, max_workers=max_workers, fire=not scans_only,
+                                   scan=not fire_only)
 
         def stop(signum, frame):
             service.request_stop()
@@ -28,8 +33,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         service.run()
         # Scans past the grace period were marked interrupted; their threads
-        # must not keep the process alive.
-        os._exit(0)
+        # must not keep the process alive. A background loop that died exits 1.
+        os._exit(service.exit_code)
 
 
 def _apply_test_clock_offset() -> None:

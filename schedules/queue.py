@@ -1,0 +1,79 @@
+"""Take: every instance's workers drain the database queue of slots.
+
+One taker thread per instance takes the oldest queued rows, as many as it has
+free workers, and hands each to a worker thread (execution.run_taken). It
+wakes at once when this instance queued a slot or a worker finished, and
+polls every POLL_SECONDS for slots queued by other instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from django_apscheduler.util import close_old_connections as with_fresh_connections
+
+from history import services as history
+
+from .execution import RunContext, RunningScan, run_taken
+from .jobs import JobSpec
+
+logger = logging.getLogger("schedules.queue")
+
+POLL_SECONDS = 0.25
+
+
+class QueueTaker:
+    def __init__(self, *, ctx: RunContext, max_workers: int, spec_of: Callable[[uuid.UUID], JobSpec | None],
+                 poll: float = POLL_SECONDS):
+        self.ctx = ctx
+        self.max_workers = max_workers
+        self.spec_of = spec_of
+        self.poll = poll
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scan")
+        self._in_flight = 0
+        self._mutex = threading.Lock()
+
+    @property
+    def free(self) -> int:
+        return self.max_workers - self._in_flight
+
+    def take_once(self) -> int:
+        """One pass: take up to the free workers' worth of rows and start them."""
+        free = self.free
+        if free <= 0 or self.ctx.stop.is_set():
+            return 0
+        rows = history.take_queued(instance_id=self.ctx.instance_id, limit=free, now=self.ctx.clock())
+        for row in rows:
+            with self.ctx.running_mutex:
+                # Registered before its thread starts, so that a shutdown waits
+                # for it and the watchdog keeps its heartbeat.
+                self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
+            with self._mutex:
+                self._in_flight += 1
+            self.pool.submit(with_fresh_connections(self._run), row).add_done_callback(self._done)
+        return len(rows)
+
+    def _run(self, row: dict) -> str:
+        return run_taken(self.ctx, row, spec_of=self.spec_of)
+
+    def _done(self, future) -> None:
+        with self._mutex:
+            self._in_flight -= 1
+        self.ctx.queue_wake.set()
+        if future.exception() is not None:
+            logger.error("A queued run failed outside its scan", exc_info=future.exception())
+
+    def run_until_stopped(self, one_pass: Callable[[str, Callable], bool]) -> None:
+        """The taker loop; ``one_pass`` (loops.Loops.one_pass) keeps a
+        failing pass from ending it."""
+        while not self.ctx.stop.is_set():
+            self.ctx.queue_wake.clear()
+            one_pass("queue-taker", self.take_once)
+            self.ctx.queue_wake.wait(self.poll)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False)
