@@ -64,7 +64,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
     readonly_fields = ("schedule_id", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("schedule_id", "domain_config_id", "domain", "profile", "enabled")}),
-        ("When", {"fields": ("frequency", "time_config", "timezone", "upcoming_runs")}),
+        ("When", {"fields": ("frequency", "time_config", "timezone", "spread_minutes", "upcoming_runs")}),
         ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from .spread import MAX_SPREAD_MINUTES, spread, spread_offset
 from .triggers import FREQUENCIES, TimeConfigError, build_trigger, describe, next_fire_times
 from .validators import validate_domain, validate_domain_config_id
 
@@ -136,6 +137,11 @@ class Schedule(models.Model):
     scan_settings = models.JSONField(
         default=dict, blank=True, help_text="The domain's scan settings as the upstream API sends them"
     )
+    spread_minutes = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Run each slot at a stable offset within this many minutes after it (spreads a herd); "
+        "empty: DEFAULT_SPREAD_SECONDS",
+    )
     enabled = models.BooleanField(default=True, db_index=True)
     next_run = models.DateTimeField(null=True, blank=True)
     last_run = models.DateTimeField(null=True, blank=True)
@@ -161,6 +167,9 @@ class Schedule(models.Model):
         except TimeConfigError as exc:
             field = exc.field.split(".")[0]
             raise ValidationError({field: str(exc)}) from None
+        if isinstance(self.spread_minutes, int) and not 0 <= self.spread_minutes <= MAX_SPREAD_MINUTES:
+            raise ValidationError({"spread_minutes": f"spread_minutes: {self.spread_minutes!r} is not between 0 and "
+                                                     f"{MAX_SPREAD_MINUTES}"})
         if not isinstance(self.scan_settings, dict):
             raise ValidationError({"scan_settings": f"scan_settings: {self.scan_settings!r} is not an object"})
         try:
@@ -186,7 +195,12 @@ class Schedule(models.Model):
 
     @property
     def trigger(self) -> BaseTrigger:
-        return build_trigger(self.frequency, self.time_config, self.timezone)
+        """The slots as they really run: the time config, moved by the spread offset."""
+        return spread(build_trigger(self.frequency, self.time_config, self.timezone), self.spread_offset)
+
+    @property
+    def spread_offset(self) -> int:
+        return spread_offset(self.schedule_id, self.spread_minutes)
 
     def upcoming_runs(self, *, count: int = 5, now: datetime | None = None) -> list[datetime]:
         return next_fire_times(self.trigger, count=count, now=now or timezone.now())

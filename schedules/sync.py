@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["SyncError", "SyncConflict", "sync_schedules_from_api", "import_entries", "run_periodic_sync"]
 
 # The fields an API entry determines; anything else on the row is local state.
-SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings")
-SCHEDULE_KEYS = {"frequency", "time", "timezone"}
+SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings", "spread_minutes")
+SCHEDULE_KEYS = {"frequency", "time", "timezone", "spread_minutes"}
 _STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "updated_at")
 PERIODIC_LOCK_KEY = "schedules:api-sync:interval"
 _BATCH = 500
@@ -212,6 +212,7 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         "frequency": schedule["frequency"],
         "time_config": schedule.get("time", {}),
         "timezone": schedule.get("timezone", settings.TIME_ZONE),
+        "spread_minutes": schedule.get("spread_minutes"),
         "scan_settings": {k: v for k, v in data.items() if k not in ("domain", "schedule")},
     }
     return values
@@ -281,7 +282,8 @@ def _plan_entry(
         return
     candidate.edited_manually = False
     # next_run depends only on these; 10,000 daily entries share a few dozen.
-    key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled)
+    key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled,
+           candidate.spread_offset)
     if key not in next_runs:
         next_runs[key] = candidate.compute_next_run(now=now)
     candidate.next_run = next_runs[key]
