@@ -39,6 +39,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
         "coloured_status",
         "schedule_link",
         "scheduled_for",
+        "start_delay_display",
         "duration",
         "scan_id",
         "trigger",
@@ -55,7 +56,8 @@ class JobExecutionAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("execution_id", "coloured_status", "schedule_link", "domain", "domain_config_id",
                            "job_id", "trigger", "scan_id", "instance_id")}),
-        ("Times", {"fields": ("scheduled_for", "started_at", "completed_at", "duration", "heartbeat_at",
+        ("Times", {"fields": ("scheduled_for", "started_at", "start_delay_display", "completed_at", "duration",
+                              "heartbeat_at",
                               "created_at")}),
         ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
         ("Result", {"fields": ("cookies", "metadata_pretty")}),
@@ -90,6 +92,11 @@ class JobExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, obj):
         return "" if obj.duration_seconds is None else f"{obj.duration_seconds:.2f} s"
+
+    @admin.display(description="start delay")
+    def start_delay_display(self, obj):
+        delay = obj.start_delay
+        return "" if delay is None else f"{delay.total_seconds():.2f} s"
 
     @admin.display(description="error")
     def error_excerpt(self, obj):

@@ -22,6 +22,7 @@ from .models import Schedule, SchedulerInstance
 
 WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
 CHART_DAYS = 14
+DELAY_HOURS = 24
 OTHER_COLOUR = "#9a6700"
 
 
@@ -54,7 +55,16 @@ def _charts(*, now: datetime) -> dict:
         ("average", "#0969da", [row["avg"] for row in durations]),
         ("maximum", "#8250df", [row["max"] for row in durations]),
     ]
+    delays = statistics.get_hourly_start_delays(hours=DELAY_HOURS, now=now)
+    delay_series = [
+        ("average", "#0969da", [row["avg"] for row in delays]),
+        ("maximum", "#bc4c00", [row["max"] for row in delays]),
+    ]
     return {
+        "delays_chart": charts.lines(label="Start delay per hour (slot to worker)",
+                                     labels=[timezone.localtime(row["hour"]).strftime("%H:00") for row in delays],
+                                     series=delay_series, unit=" s"),
+        "delays_legend": charts.legend([(name, colour) for name, colour, _ in delay_series]),
         "outcomes_chart": charts.stacked_bars(label="Executions per day by outcome", labels=labels,
                                               series=outcome_series),
         "outcomes_legend": charts.legend([(name, colour) for name, colour, _ in outcome_series]),
@@ -74,6 +84,9 @@ def dashboard_context(*, now: datetime | None = None) -> dict:
         "next_runs": list(next_runs(limit=10)),
         "instances": list(live_instances(now=now)),
         "stale_seconds": settings.INSTANCE_STALE_SECONDS,
+        "queue": statistics.get_queue_backlog(now=now),
+        "queue_warn_seconds": settings.QUEUE_WARN_SECONDS,
+        "delay_hours": DELAY_HOURS,
         **_charts(now=now),
     }
 

@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from django.test import Client
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -14,6 +15,7 @@ def _names() -> set[str]:
     return names
 
 
+@pytest.mark.django_db
 def test_metrics_endpoint_exposes_the_service_metrics_without_login():
     metrics.HISTORY_CLEANUP_DELETED.inc(0)
     response = Client().get("/metrics")
@@ -21,7 +23,7 @@ def test_metrics_endpoint_exposes_the_service_metrics_without_login():
     assert response["Content-Type"].startswith("text/plain")
     body = response.content.decode()
     names = _names()
-    assert len(names) == 11
+    assert len(names) == 14
     for name in names:
         assert re.search(rf"^# TYPE {name} ", body, re.M), name
     assert "scanner_history_cleanup_deleted_total" in body
