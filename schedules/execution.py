@@ -88,6 +88,9 @@ class RunningScan:
     execution_id: uuid.UUID
     schedule_id: uuid.UUID
     lock: HeldLock | None
+    # Held while the watchdog renews the lock and while the finishing worker
+    # lets go of it: a lock is never renewed after its release.
+    mutex: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -284,7 +287,8 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
                                        backoff=ctx.retry_backoff, stop=ctx.stop)
         finally:
             if held is not None:
-                scan.lock = None
+                with scan.mutex:
+                    scan.lock = None
                 ctx.locks.release(held)
         metadata["attempts"] = outcome.attempts
         if held is not None and held.lost:

@@ -345,10 +345,11 @@ class SchedulerService:
         with self.ctx.running_mutex:
             running = list(self.ctx.running.values())
         for scan in running:
-            # Read once: the finishing worker sets scan.lock to None meanwhile.
-            held = scan.lock
-            if held is not None and not self.locks.renew(held):
-                logger.warning("Lost lock of schedule %s while its scan runs: %s", scan.schedule_id, held.lost_reason)
+            with scan.mutex:  # the finishing worker sets scan.lock to None under it, then releases
+                held = scan.lock
+                if held is not None and not self.locks.renew(held):
+                    logger.warning("Lost lock of schedule %s while its scan runs: %s", scan.schedule_id,
+                                   held.lost_reason)
         try:
             history.touch_running(execution_ids=[s.execution_id for s in running])
         except DatabaseError as exc:

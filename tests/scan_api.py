@@ -12,6 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .api_server import send
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # a herd connects all at once (the default backlog is 5)
+
+
 class CountingScanApi:
     def __init__(self, *, seconds: float):
         self.seconds = seconds
@@ -36,8 +41,7 @@ class CountingScanApi:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/scans"
 
     def count(self) -> int:
