@@ -102,9 +102,9 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
         super().save_model(request, obj, form, change)
 
     def _set_enabled(self, request, queryset, enabled: bool):
-        ids = list(queryset.values_list("schedule_id", flat=True))
-        # update() sends no signals: announce the change to running schedulers here.
-        count = Schedule.objects.filter(schedule_id__in=ids).update(enabled=enabled, updated_at=timezone.now())
+        ids = Schedule.objects.filter(pk__in=queryset.values("pk")).set_enabled(enabled)
+        count = len(ids)
+        # bulk_update sends no signals: announce the change to running schedulers here.
         publish_schedule_changes(ids)
         word = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{word} {count} schedule(s).", messages.SUCCESS)

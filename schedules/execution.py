@@ -186,7 +186,7 @@ def fire_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: 
         metrics.CLAIM_LOSSES.inc()
         logger.debug("Slot %s of %s claimed by another instance", scheduled_for, spec.job_id)
         return None
-    if ctx.coalesce:
+    if ctx.coalesce and spec.frequency != "once":  # a once schedule has no older slot to fold
         folded = history.fold_queued(schedule_id=spec.schedule_id, before=scheduled_for,
                                      reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
         if folded:

@@ -19,7 +19,7 @@ from apscheduler.triggers.base import BaseTrigger
 from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import MD5, Cast, JSONObject
 
-from .models import Schedule
+from .models import ScanProfile, Schedule
 from .spread import spread, spread_offset
 from .triggers import TimeConfigError, trigger_for_key, trigger_key
 
@@ -35,12 +35,7 @@ SPEC_COLUMNS = (
     "time_config",
     "timezone",
     "scan_settings",
-    "profile__max_pages",
-    "profile__scan_depth",
-    "profile__max_retries",
-    "profile__allow_deep_scan",
-    "profile__custom_pages",
-    "profile__accept_selector",
+    *(f"profile__{name}" for name in ScanProfile.SETTING_COLUMNS),
     "spread_minutes",
 )
 
@@ -74,20 +69,6 @@ class JobSpec:
         return value if isinstance(value, int) and value >= 0 else 0
 
 
-def _profile_settings(row: tuple) -> dict:
-    max_pages, depth, retries, deep, pages, selector = row[7:13]
-    if max_pages is None:  # no profile
-        return {}
-    return {
-        "maxPages": max_pages,
-        "scanDepth": depth,
-        "maxRetries": retries,
-        "allow_deep_scan": deep,
-        "customPages": list(pages or []),
-        "accept_selector": selector,
-    }
-
-
 def row_digest():
     """An MD5 of every column a spec is built from, computed by the database
     (Django provides MD5 on SQLite too). The full diff compares these digests
@@ -100,8 +81,7 @@ def row_digest():
 def spec_from_row(row: tuple) -> JobSpec:
     schedule_id, domain, config_id, frequency, time_config, tz, own_settings = row[:7]
     row_hash = row[14] if len(row) > 14 else ""
-    settings = _profile_settings(row)
-    settings.update(own_settings or {})
+    settings = Schedule.merged_scan_settings(ScanProfile.scan_settings_of(*row[7:13]), own_settings)
     offset = spread_offset(schedule_id, row[13])
     # The offset is part of the key: a new spread moves the fire times.
     key = trigger_key(frequency, time_config, tz) + (f" +{offset}s" if offset else "")

@@ -46,15 +46,27 @@ class ScanProfile(models.Model):
                 {"custom_pages": f"custom_pages: {self.custom_pages!r} must be a list of paths starting with /"}
             )
 
+    # The columns scan_settings_of takes, in order (a join from schedules
+    # reads them as profile__<name>).
+    SETTING_COLUMNS = ("max_pages", "scan_depth", "max_retries", "allow_deep_scan", "custom_pages", "accept_selector")
+
     def as_scan_settings(self) -> dict:
         """This profile in the upstream API's key names (what runners receive)."""
+        return self.scan_settings_of(*(getattr(self, name) for name in self.SETTING_COLUMNS))
+
+    @staticmethod
+    def scan_settings_of(max_pages, scan_depth, max_retries, allow_deep_scan, custom_pages, accept_selector) -> dict:
+        """The profile's columns as scan settings; {} when there is no profile
+        (a join found none). The one mapping, for model objects and raw rows."""
+        if max_pages is None:
+            return {}
         return {
-            "maxPages": self.max_pages,
-            "scanDepth": self.scan_depth,
-            "maxRetries": self.max_retries,
-            "allow_deep_scan": self.allow_deep_scan,
-            "customPages": list(self.custom_pages),
-            "accept_selector": self.accept_selector,
+            "maxPages": max_pages,
+            "scanDepth": scan_depth,
+            "maxRetries": max_retries,
+            "allow_deep_scan": allow_deep_scan,
+            "customPages": list(custom_pages or []),
+            "accept_selector": accept_selector,
         }
 
 
@@ -110,6 +122,21 @@ SCAN_SETTING_KEYS = (
 )
 
 
+class ScheduleQuerySet(models.QuerySet):
+    def set_enabled(self, enabled: bool, *, now: datetime | None = None) -> list[uuid.UUID]:
+        """Enable or disable these schedules with next_run recomputed, so a
+        bulk change never leaves a stale next_run (which start-up would record
+        as a false "missed"). Returns the ids changed."""
+        now = now or timezone.now()
+        schedules = list(self)
+        for schedule in schedules:
+            schedule.enabled = enabled
+            schedule.next_run = schedule.compute_next_run(now=now)
+            schedule.updated_at = now
+        Schedule.objects.bulk_update(schedules, ["enabled", "next_run", "updated_at"], batch_size=500)
+        return [schedule.schedule_id for schedule in schedules]
+
+
 class Schedule(models.Model):
     class Frequency(models.TextChoices):
         HOURLY = "hourly"
@@ -151,6 +178,8 @@ class Schedule(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         db_table = "schedules"
@@ -222,11 +251,11 @@ class Schedule(models.Model):
     def job_id(self) -> str:
         return f"schedule:{self.schedule_id}"
 
-    def effective_scan_settings(self) -> dict:
-        """Profile settings overlaid by the schedule's own (what the runner gets)."""
-        merged = self.profile.as_scan_settings() if self.profile_id and self.profile else {}
-        merged.update(self.scan_settings or {})
-        return merged
+    @staticmethod
+    def merged_scan_settings(profile_settings: dict, own_settings: dict | None) -> dict:
+        """Profile settings overlaid by the schedule's own: what the runner gets
+        (jobs.spec_from_row builds every snapshot with it)."""
+        return {**profile_settings, **(own_settings or {})}
 
 
 class SchedulerInstance(models.Model):

@@ -328,7 +328,7 @@ class SchedulerService:
     def _api_sync(self) -> None:
         from .sync import run_periodic_sync
 
-        run_periodic_sync(instance_id=self.instance_id)
+        run_periodic_sync(instance_id=self.instance_id, enabled=self.enable_api_sync, interval=self.api_sync_interval)
 
     def _history_cleanup(self) -> None:
         from history.cleanup import cleanup_if_due

@@ -339,7 +339,8 @@ def _count(result: dict[str, Any]) -> None:
             SYNC_RESULTS.labels(outcome=outcome).inc(len(result[outcome]))
 
 
-def run_periodic_sync(*, instance_id: str) -> dict[str, Any] | None:
+def run_periodic_sync(*, instance_id: str, enabled: bool | None = None,
+                      interval: float | None = None) -> dict[str, Any] | None:
     """One import per API_SYNC_INTERVAL across all instances; never raises.
 
     The first instance to ``cache.add`` the key (SET NX on Redis) imports; the
@@ -348,9 +349,10 @@ def run_periodic_sync(*, instance_id: str) -> dict[str, Any] | None:
     Returns the result, ``{"error": message}`` when the import failed, or None
     when sync is off or another instance has this interval.
     """
-    if not settings.ENABLE_API_SYNC:
+    # The runtime passes its own configuration; the settings are the default.
+    if not (settings.ENABLE_API_SYNC if enabled is None else enabled):
         return None
-    interval = settings.API_SYNC_INTERVAL
+    interval = interval or settings.API_SYNC_INTERVAL
     hold = max(1, int(interval - min(5.0, interval * 0.1)))
     try:
         if not cache.add(PERIODIC_LOCK_KEY, instance_id, timeout=hold):
