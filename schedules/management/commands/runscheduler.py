@@ -2,7 +2,6 @@
 
 import os
 import signal
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
@@ -18,7 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--max-workers", type=at_least_one, help="defaults to MAX_WORKERS")
 
     def handle(self, *args, instance_id=None, max_workers=None, **options):
-        _apply_test_clock_offset()
         service = SchedulerService(instance_id=instance_id, max_workers=max_workers)
 
         def stop(signum, frame):
@@ -31,12 +29,3 @@ class Command(BaseCommand):
         # must not keep the process alive.
         os._exit(0)
 
-
-def _apply_test_clock_offset() -> None:
-    """SCHEDULER_TEST_CLOCK_OFFSET (seconds) skews this process's clock, for
-    the multi-instance tests only; time-machine is a test dependency."""
-    offset = os.environ.get("SCHEDULER_TEST_CLOCK_OFFSET")
-    if offset:
-        import time_machine
-
-        time_machine.travel(timedelta(seconds=float(offset)), tick=True).start()
