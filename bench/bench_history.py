@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics as stats
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from bench.stats import summary  # noqa: E402
 from history.statistics import get_execution_statistics  # noqa: E402
 
 SCHEDULES = 1000
@@ -74,9 +74,7 @@ def measure(name: str, call, *, runs: int, warmup: int = 3) -> dict:
         started = time.perf_counter()
         call()
         times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    q = stats.quantiles(times, n=100, method="inclusive")
-    result = {"name": name, "median": stats.median(times), "p95": q[94], "p99": q[98], "max": times[-1]}
+    result = {"name": name, **summary(times)}
     print(f"{name:<40} median {result['median']:7.1f} ms  p95 {result['p95']:7.1f} ms  "
           f"p99 {result['p99']:7.1f} ms  max {result['max']:7.1f} ms  ({runs} runs)")
     return result

@@ -8,9 +8,7 @@ Usage: python bench/bench_sync.py [--entries 10000] [--runs 7]
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,14 +23,10 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
+from bench.stats import summary  # noqa: E402
 from schedules.models import Schedule  # noqa: E402
 from schedules.sync import sync_schedules_from_api  # noqa: E402
 from tests.api_server import ApiServer, many  # noqa: E402
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
 
 
 def writes(queries) -> int:
@@ -64,8 +58,9 @@ def main() -> None:
                   f"({len(queries.captured_queries)} queries, 0 writes)")
     Schedule.objects.all().delete()
     for name, values in (("first import", first_times), ("unchanged re-import", again_times)):
-        print(f"{name} of {args.entries}: median {statistics.median(values):.3f} s, p95 {p95(values):.3f} s, "
-              f"min {min(values):.3f} s, max {max(values):.3f} s over {len(values)} runs")
+        s = summary(values)
+        print(f"{name} of {args.entries}: median {s['median']:.3f} s, p95 {s['p95']:.3f} s, p99 {s['p99']:.3f} s, "
+              f"min {min(values):.3f} s, max {s['max']:.3f} s over {len(values)} runs")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Percentiles for the benchmark reports (nearest rank, no interpolation)."""
+"""Percentiles for every benchmark report: one method (nearest rank, no
+interpolation), so numbers from different scripts compare."""
 
 import math
 import statistics

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from typing import Callable
 
 from django.conf import settings
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -67,12 +65,7 @@ def check_database(*, db: DatabaseConnection, timeout: float) -> dict:
             return {"database": {"status": "error"}}
         from schedules.models import SchedulerInstance
 
-        cutoff = timezone.now() - timedelta(seconds=settings.INSTANCE_STALE_SECONDS)
-        live = list(
-            SchedulerInstance.objects.using(db.alias)
-            .filter(last_seen__gte=cutoff, stopped_at__isnull=True)
-            .values_list("instance_id", "last_seen")
-        )
+        live = list(SchedulerInstance.objects.using(db.alias).live().values_list("instance_id", "last_seen"))
         from history.statistics import get_queue_backlog
 
         backlog = get_queue_backlog(using=db.alias)

@@ -139,7 +139,15 @@ class ScanProfileAdmin(ValidSelectionMixin, admin.ModelAdmin):
 
 @admin.register(SchedulerInstance)
 class SchedulerInstanceAdmin(admin.ModelAdmin):
-    list_display = ("instance_id", "host", "pid", "started_at", "last_seen", "stopped_at", "jobs_loaded", "running_now")
+    list_display = ("instance_id", "alive", "host", "pid", "started_at", "last_seen", "stopped_at", "jobs_loaded",
+                    "running_now")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_liveness()
+
+    @admin.display(boolean=True, ordering="-is_live", description="alive")
+    def alive(self, obj) -> bool:
+        return obj.is_live
 
     def has_add_permission(self, request):
         return False

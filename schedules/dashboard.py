@@ -26,12 +26,6 @@ DELAY_HOURS = 24
 OTHER_COLOUR = "#9a6700"
 
 
-def live_instances(*, now: datetime | None = None) -> QuerySet[SchedulerInstance]:
-    """Instances that beat recently and did not say they stopped."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.INSTANCE_STALE_SECONDS)
-    return SchedulerInstance.objects.filter(last_seen__gte=cutoff, stopped_at__isnull=True).order_by("instance_id")
-
-
 def next_runs(*, limit: int = 10) -> QuerySet[Schedule]:
     return Schedule.objects.filter(enabled=True, next_run__isnull=False).order_by("next_run")[:limit]
 
@@ -82,7 +76,7 @@ def dashboard_context(*, now: datetime | None = None) -> dict:
         "chart_days": CHART_DAYS,
         "failing": statistics.get_failing_schedules(days=7, limit=10, now=now),
         "next_runs": list(next_runs(limit=10)),
-        "instances": list(live_instances(now=now)),
+        "instances": list(SchedulerInstance.objects.live().order_by("instance_id")),
         "stale_seconds": settings.INSTANCE_STALE_SECONDS,
         "queue": statistics.get_queue_backlog(now=now),
         "queue_warn_seconds": settings.QUEUE_WARN_SECONDS,

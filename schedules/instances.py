@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models.functions import Now
@@ -30,7 +30,7 @@ def beat(*, instance_id: str, started_at: datetime, jobs_loaded: int, running_no
             instance_id=instance_id,
             defaults={
                 "host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at,
-                "last_seen": timezone.now(), "jobs_loaded": jobs_loaded, "running_now": running_now,
+                "last_seen": Now(), "jobs_loaded": jobs_loaded, "running_now": running_now,
                 "status": status, "stopped_at": None,
             },
         )
@@ -56,7 +56,4 @@ def mark_stopped(*, instance_id: str) -> None:
 
 
 def live_instances(*, stale_after: float | None = None):
-    stale_after = settings.INSTANCE_STALE_SECONDS if stale_after is None else stale_after
-    return SchedulerInstance.objects.filter(
-        stopped_at__isnull=True, last_seen__gte=Now() - timedelta(seconds=stale_after)
-    )
+    return SchedulerInstance.objects.live(stale_after=stale_after)

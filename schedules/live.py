@@ -2,12 +2,13 @@
 
 1. Redis pub/sub notices (ids only), sent after commit by signals, admin bulk
    actions and the API import: applied within milliseconds.
-2. A change watermark (row count and latest ``updated_at`` of schedules and
-   profiles), polled every half second: catches what a lost notice missed and
-   is the only path without Redis.
+2. The change log (ScheduleChange rows, written in the same transaction as
+   every insert, update and delete, bulk ones too), polled every
+   CHANGE_POLL_INTERVAL: catches what a lost notice missed, deletes included,
+   and is the only path without Redis.
 3. A full hash comparison of every enabled schedule against the loaded jobs
-   every ``schedule_check_interval``: catches even a bulk ``update()`` that
-   touched no ``updated_at``, and logs how many jobs it fixed.
+   every ``schedule_check_interval``: catches a raw SQL write that bypassed
+   the ORM, and logs how many jobs it fixed.
 """
 
 from __future__ import annotations
@@ -20,19 +21,28 @@ import uuid
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from django.db.models import Count, Max
+from datetime import timedelta
+
+from django.db.models import Max, Q
+from django.db.models.functions import Now
 
 from .jobs import JobSpec, enabled_digests, iter_specs, load_spec
-from .models import ScanProfile, Schedule
+from .models import Schedule, ScheduleChange
 from .notify import CHANNEL
 
 logger = logging.getLogger("schedules.live")
+
+# How long a change id below the highest one read may still commit (see poll).
+GAP_SECONDS = 30.0
+PRUNE_AFTER = timedelta(hours=1)
 
 
 class ChangeFeed:
     def __init__(self, *, service):
         self.service = service
-        self.watermark: tuple | None = None
+        self.highest = 0  # the highest change id read
+        self._gaps: dict[int, float] = {}  # lower ids not read yet -> when first missed
+        self._poll_mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pubsub = None
@@ -41,7 +51,6 @@ class ChangeFeed:
 
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
-        self.watermark = self._read_watermark()
         if settings.REDIS_URL:
             self._thread = threading.Thread(target=self._listen, name="change-notices", daemon=True)
             self._thread.start()
@@ -74,7 +83,7 @@ class ChangeFeed:
                     message = self.pubsub.get_message(timeout=0.5)
                     if message and message.get("type") == "message":
                         self._safely(lambda: self.apply_notice(message["data"]))
-            except Exception as exc:  # noqa: BLE001 - any Redis failure: retry, the watermark covers meanwhile
+            except Exception as exc:  # noqa: BLE001 - any Redis failure: retry, the change log covers meanwhile
                 if not down_logged:
                     logger.warning("Change notices unavailable (%s); relying on the database check", exc)
                     down_logged = True
@@ -107,35 +116,49 @@ class ChangeFeed:
             wanted.update((s.schedule_id, s) for s in iter_specs(Schedule.objects.filter(schedule_id__in=chunk, enabled=True)))
         return sum(self.service.apply_spec(sid, wanted.get(sid), source=source) for sid in schedule_ids)
 
-    # --- 2. watermark -----------------------------------------------------
-    @staticmethod
-    def _read_watermark() -> tuple:
-        schedules = Schedule.objects.aggregate(count=Count("pk"), latest=Max("updated_at"))
-        profiles = ScanProfile.objects.aggregate(latest=Max("updated_at"))
-        return schedules["count"], schedules["latest"], profiles["latest"]
+    # --- 2. change log ---------------------------------------------------
+    def begin(self) -> None:
+        """Note the last change before loading jobs: anything later is applied."""
+        self.highest = ScheduleChange.objects.aggregate(last=Max("id"))["last"] or 0
 
     def poll(self) -> int:
-        current = self._read_watermark()
-        previous, self.watermark = self.watermark, current
-        if previous is None or current == previous:
-            return 0
-        _, since, profiles_since = previous
-        changed = Schedule.objects.all()
-        if since is not None:
-            changed = changed.filter(updated_at__gte=since)
-        ids = set(changed.values_list("schedule_id", flat=True))
-        if current[2] != profiles_since:
-            touched = ScanProfile.objects.all()
-            if profiles_since is not None:
-                touched = touched.filter(updated_at__gte=profiles_since)
-            ids |= set(Schedule.objects.filter(profile__in=touched).values_list("schedule_id", flat=True))
-        if current[0] < previous[0]:
-            # Deletions move no updated_at: compare the id sets (O(n), so only
-            # when the count fell; a delete hidden by a create in the same half
-            # second is left to the notice or the full diff).
-            enabled = set(Schedule.objects.filter(enabled=True).values_list("schedule_id", flat=True))
-            ids |= set(self.service.specs) - enabled
-        return self.apply_ids(ids, source="watermark")
+        """Apply the schedules recorded in ScheduleChange since the last poll.
+
+        Ids are handed out before commit, so a slow transaction can commit a
+        lower id after a higher one was read. Skipped ids stay open for
+        GAP_SECONDS and are asked for again (after that they were rolled back,
+        or the full diff covers them).
+        """
+        with self._poll_mutex:  # the notice thread polls too, after a Redis outage
+            return self._poll()
+
+    def _poll(self) -> int:
+        rows = list(ScheduleChange.objects.filter(Q(id__gt=self.highest) | Q(id__in=list(self._gaps)))
+                    .values_list("id", "schedule_id", "profile_id"))
+        schedule_ids = {sid for _, sid, _ in rows if sid is not None}
+        profile_ids = {pid for _, _, pid in rows if pid is not None}
+        if profile_ids:
+            schedule_ids |= set(Schedule.objects.filter(profile_id__in=profile_ids).values_list("schedule_id", flat=True))
+        applied = self.apply_ids(schedule_ids, source="change-log")
+        self._note_read({row[0] for row in rows}, now=time.monotonic())
+        return applied
+
+    def _note_read(self, ids: set[int], *, now: float) -> None:
+        for change_id in ids & self._gaps.keys():
+            del self._gaps[change_id]
+        highest = max(ids, default=self.highest)
+        for change_id in range(self.highest + 1, highest):
+            if change_id not in ids:
+                self._gaps[change_id] = now
+        self.highest = max(highest, self.highest)
+        for change_id, since in list(self._gaps.items()):
+            if now - since > GAP_SECONDS:
+                del self._gaps[change_id]
+
+    def prune(self) -> int:
+        """Change rows older than PRUNE_AFTER are of no use to anyone."""
+        deleted, _ = ScheduleChange.objects.filter(changed_at__lt=Now() - PRUNE_AFTER).delete()
+        return deleted
 
     # --- 3. full diff -----------------------------------------------------
     def full_diff(self) -> int:
@@ -155,7 +178,7 @@ class ChangeFeed:
         self.last_full_diff_fixed = fixed
         self.last_full_diff_seconds = time.monotonic() - started
         if fixed:
-            logger.warning("Full diff fixed %d job(s) that notices and the watermark missed", fixed)
+            logger.warning("Full diff fixed %d job(s) that notices and the change log missed", fixed)
         else:
             logger.debug("Full diff: %d jobs in step (%.2f s)", len(loaded), self.last_full_diff_seconds)
         return fixed

@@ -1,10 +1,11 @@
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .spread import MAX_SPREAD_MINUTES, spread, spread_offset
@@ -16,7 +17,96 @@ def _default_timezone() -> str:
     return settings.TIME_ZONE
 
 
-class ScanProfile(models.Model):
+# Columns the runtime writes about a schedule (bookkeeping, not its definition):
+# writing them is no change for the schedulers to apply.
+BOOKKEEPING_FIELDS = frozenset({"next_run", "last_run", "last_status", "updated_at"})
+
+
+class ScheduleChange(models.Model):
+    """One row per changed schedule or profile, written in the same transaction
+    as the change (the exact change marker behind live changes).
+
+    Running instances read the rows past the last id they handled, so a delete
+    is found as fast as an edit, by id rather than inferred. Every ORM write
+    path records here: save and delete, and the QuerySet's update, delete,
+    bulk_create and bulk_update (ChangeRecordingQuerySet). Raw SQL writes of
+    the bookkeeping columns record nothing, on purpose.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    schedule_id = models.UUIDField(null=True, db_index=False)
+    profile_id = models.UUIDField(null=True, db_index=False)
+    changed_at = models.DateTimeField(db_default=Now(), db_index=True)
+
+    class Meta:
+        db_table = "schedule_changes"
+
+    @classmethod
+    def record(cls, *, schedule_ids=(), profile_ids=()) -> None:
+        rows = [cls(schedule_id=i) for i in schedule_ids] + [cls(profile_id=i) for i in profile_ids]
+        if rows:
+            cls.objects.bulk_create(rows, batch_size=5000)
+
+
+def _record_changes(model, pks, *, with_schedules_of_profiles: bool = False) -> None:
+    pks = list(pks)
+    if model is ScanProfile:
+        ScheduleChange.record(profile_ids=pks)
+        if with_schedules_of_profiles:
+            # Deleting a profile sets its schedules' profile to NULL without
+            # going through update(): record them here.
+            ScheduleChange.record(
+                schedule_ids=Schedule.objects.filter(profile__in=pks).values_list("pk", flat=True))
+    else:
+        ScheduleChange.record(schedule_ids=pks)
+
+
+class ChangeRecordingQuerySet(models.QuerySet):
+    """Bulk writes record their rows in ScheduleChange, like save() does."""
+
+    def update(self, **kwargs):
+        if set(kwargs) <= BOOKKEEPING_FIELDS:
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db):
+            _record_changes(self.model, self.values_list("pk", flat=True))
+            return super().update(**kwargs)
+
+    def delete(self):
+        with transaction.atomic(using=self.db):
+            _record_changes(self.model, self.values_list("pk", flat=True), with_schedules_of_profiles=True)
+            return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            _record_changes(self.model, (obj.pk for obj in created))
+            return created
+
+    # bulk_update() goes through update(), which records.
+
+
+class ChangeRecordingModel(models.Model):
+    """save() and delete() of a single row record it in ScheduleChange."""
+
+    objects = ChangeRecordingQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if update_fields is None or not set(update_fields) <= BOOKKEEPING_FIELDS:
+                _record_changes(type(self), [self.pk])
+
+    def delete(self, *args, **kwargs):
+        with transaction.atomic(using=kwargs.get("using")):
+            _record_changes(type(self), [self.pk], with_schedules_of_profiles=True)
+            return super().delete(*args, **kwargs)
+
+
+class ScanProfile(ChangeRecordingModel):
     """Scan settings shared by many schedules. A schedule's own settings win."""
 
     profile_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -122,7 +212,7 @@ SCAN_SETTING_KEYS = (
 )
 
 
-class ScheduleQuerySet(models.QuerySet):
+class ScheduleQuerySet(ChangeRecordingQuerySet):
     def set_enabled(self, enabled: bool, *, now: datetime | None = None) -> list[uuid.UUID]:
         """Enable or disable these schedules with next_run recomputed, so a
         bulk change never leaves a stale next_run (which start-up would record
@@ -137,7 +227,7 @@ class ScheduleQuerySet(models.QuerySet):
         return [schedule.schedule_id for schedule in schedules]
 
 
-class Schedule(models.Model):
+class Schedule(ChangeRecordingModel):
     class Frequency(models.TextChoices):
         HOURLY = "hourly"
         DAILY = "daily"
@@ -258,6 +348,27 @@ class Schedule(models.Model):
         return {**profile_settings, **(own_settings or {})}
 
 
+class SchedulerInstanceQuerySet(models.QuerySet):
+    def live(self, *, stale_after: float | None = None) -> "SchedulerInstanceQuerySet":
+        """The one liveness rule, used by the runtime, admin, dashboard and
+        /healthz: not stopped, and seen within INSTANCE_STALE_SECONDS by the
+        database's clock (heartbeats are written with it too, so a skewed web
+        or scheduler clock cannot make an instance look dead or alive)."""
+        return self.filter(stopped_at__isnull=True, last_seen__gte=self._cutoff(stale_after))
+
+    def with_liveness(self) -> "SchedulerInstanceQuerySet":
+        """Every instance, annotated ``is_live`` by the rule of ``live()``."""
+        return self.annotate(is_live=models.Case(
+            models.When(stopped_at__isnull=True, last_seen__gte=self._cutoff(None), then=models.Value(True)),
+            default=models.Value(False), output_field=models.BooleanField(),
+        ))
+
+    @staticmethod
+    def _cutoff(stale_after: float | None):
+        seconds = settings.INSTANCE_STALE_SECONDS if stale_after is None else stale_after
+        return Now() - timedelta(seconds=seconds)
+
+
 class SchedulerInstance(models.Model):
     """The heartbeat record of one running ``runscheduler`` process."""
 
@@ -270,6 +381,8 @@ class SchedulerInstance(models.Model):
     jobs_loaded = models.PositiveIntegerField(default=0)
     running_now = models.PositiveIntegerField(default=0)
     status = models.JSONField(default=dict, blank=True)
+
+    objects = SchedulerInstanceQuerySet.as_manager()
 
     class Meta:
         db_table = "scheduler_instances"

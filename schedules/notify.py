@@ -1,8 +1,8 @@
 """Change notices to running schedulers: ids only, over Redis pub/sub.
 
 Sent after the transaction commits (a rolled-back edit sends nothing). A lost
-notice costs latency, not correctness: schedulers also poll a change
-watermark and run a full diff (schedules.live).
+notice costs latency, not correctness: schedulers also poll the
+change log and run a full diff (schedules.live).
 """
 
 from __future__ import annotations
@@ -31,5 +31,5 @@ def _publish(message: str) -> None:
 
     try:
         get_redis_connection("default").publish(CHANNEL, message)
-    except Exception as exc:  # noqa: BLE001 - the watermark check delivers the change anyway
+    except Exception as exc:  # noqa: BLE001 - the change-log poll delivers the change anyway
         logger.warning("Could not publish a schedule change notice (%s); schedulers will find it by polling", exc)

@@ -107,6 +107,7 @@ class SchedulerService:
         self.loops = Loops(on_death=self._on_loop_death, on_db_error=self._on_db_error)
         self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
                                 spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if scan else None
+        self._startup_writes: threading.Thread | None = None
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -241,6 +242,7 @@ class SchedulerService:
             "" if self.locks.backend == "redis" else " (no Redis configured: single instance only)",
         )
         self._every("skew", 10.0, self._measure_skew)
+        self.feed.begin()
         # A scans-only instance loads the jobs too (the snapshots its scans
         # run with) but never starts firing them.
         self.load_all()
@@ -248,8 +250,10 @@ class SchedulerService:
             # Bookkeeping writes (100,000 next_run values on a first start) need
             # not hold up the firing of slots.
             fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
-            threading.Thread(target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
-                             kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True).start()
+            self._startup_writes = threading.Thread(
+                target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
+                kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True)
+            self._startup_writes.start()
             self.scheduler.start()
         self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
         self.loops.start("lock-watchdog", self._watchdog_loop)
@@ -279,10 +283,11 @@ class SchedulerService:
         close_old_connections()
         self._every("beat", 1.0, self._beat)
         self._every("bookkeeping", 0.5, self.ctx.bookkeeping.flush)
-        self._every("changes", 0.5, self.feed.poll)
+        self._every("changes", settings.CHANGE_POLL_INTERVAL, self.feed.poll)
         self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
         self._every("diff", self.schedule_check_interval, self.feed.full_diff)
+        self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
         if self.enable_api_sync:
             self._every("api_sync", self.api_sync_interval, self._api_sync)
@@ -364,6 +369,9 @@ class SchedulerService:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
+        if self._startup_writes is not None:
+            # A stop right after start must not lose the records of missed slots.
+            self._startup_writes.join(max(deadline - time.monotonic(), 0))
         while self.ctx.running and time.monotonic() < deadline:
             time.sleep(0.05)
         with self.ctx.running_mutex:

@@ -20,6 +20,7 @@ logger = logging.getLogger("schedules.runtime")
 def write_startup_records(*, instance_id: str, fires: dict[uuid.UUID, datetime | None]) -> None:
     record_downtime_misses(instance_id=instance_id, grace=settings.JOB_MISFIRE_GRACE_TIME)
     write_next_runs(fires=fires)
+    logger.info("Start-up records written: missed slots and %d next run times", len(fires))
 
 
 def record_downtime_misses(*, instance_id: str, grace: float) -> None:

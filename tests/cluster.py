@@ -44,8 +44,10 @@ class Cluster:
         env = {**os.environ, "DATABASE_URL": test_database_url(), "SCAN_TEST_INSTANCE": name,
                "PYTHONUNBUFFERED": "1", **self.env, **extra_env}
         log_path = self.tmp / f"{name}.log"
+        # An instance whose clock is off starts through the test launcher.
+        launcher = ["-m", "tests.clock_offset"] if "SCHEDULER_TEST_CLOCK_OFFSET" in env else ["manage.py"]
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "runscheduler", "--instance-id", name, *args],
+            [sys.executable, *launcher, "runscheduler", "--instance-id", name, *args],
             cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         instance = Instance(name, process, log_path)
@@ -53,14 +55,18 @@ class Cluster:
         return instance
 
     def wait_until_loaded(self, instance: Instance, *, timeout: float = 20.0) -> None:
+        self.wait_for_log(instance, "Loaded", timeout=timeout)
+
+    def wait_for_log(self, instance: Instance, text: str, *, timeout: float = 20.0, count: int = 1) -> None:
+        """Wait until ``text`` appears ``count`` times in the instance's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "Loaded" in instance.log():
+            if instance.log().count(text) >= count:
                 return
             if instance.process.poll() is not None:
                 raise AssertionError(f"{instance.name} exited early:\n{instance.log()}")
             time.sleep(0.05)
-        raise AssertionError(f"{instance.name} did not load its jobs in {timeout} s:\n{instance.log()}")
+        raise AssertionError(f"{instance.name} did not log {text!r} within {timeout} s:\n{instance.log()[-4000:]}")
 
     def terminate(self, instance: Instance, *, timeout: float = 20.0) -> int:
         if instance.process.poll() is None:

@@ -241,3 +241,21 @@ def test_a_late_slot_whose_next_slot_is_already_due_is_coalesced_not_run(make_sc
     assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT) == "missed"
     assert "coalesced: the schedule's later slot" in JobExecution.objects.get().error_message
     assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT + timedelta(seconds=1)) == "success"
+
+
+def test_the_runner_gets_profile_defaults_overlaid_by_the_schedules_own_settings(make_schedule):
+    """The snapshot the runtime loads: every profile setting, then the
+    schedule's own values on top, unknown upstream keys passed through."""
+    from schedules.models import ScanProfile
+
+    profile = ScanProfile.objects.create(name="deep", max_pages=7, scan_depth=2, max_retries=0,
+                                         allow_deep_scan=True, custom_pages=["/privacy"], accept_selector="#ok")
+    schedule = make_schedule(frequency="interval", time_config={"minutes": 5}, profile=profile,
+                             scan_settings={"maxPages": 99, "customPages": ["/cookies"], "region": "eu"})
+    received = []
+    run_slot(context(lambda request: received.append(request.scan_settings) or ok_runner(request)),
+             load_spec(schedule.schedule_id), SLOT)
+    assert received == [{"maxPages": 99, "scanDepth": 2, "maxRetries": 0, "allow_deep_scan": True,
+                         "customPages": ["/cookies"], "accept_selector": "#ok", "region": "eu"}]
+    bare = make_schedule(frequency="interval", time_config={"minutes": 5}, scan_settings={"maxPages": 3})
+    assert load_spec(bare.schedule_id).scan_settings == {"maxPages": 3}

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_redis import get_redis_connection
@@ -24,17 +24,30 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def instance(tmp_path):
+def start_live(tmp_path):
+    """Start the "live" instance with extra settings; stopped after the test."""
     cluster = Cluster(tmp=tmp_path, env={"SCAN_RUNNER": "tests.runners.recording_runner", "LOCK_TIMEOUT": "3",
                                          "SCHEDULE_CHECK_INTERVAL": "3", "SHUTDOWN_GRACE_SECONDS": "1"})
-    seed = create_schedule(domain_config_id="seed", domain="seed.example.com", frequency="daily",
-                           time_config={"hour": 3, "minute": 0})
-    process = cluster.start("live")
-    cluster.wait_until_loaded(process)
-    wait_for(lambda: str(seed) in jobs())
-    yield process
-    assert cluster.terminate(process) == 0
+    started = []
+
+    def start(**env):
+        seed = create_schedule(domain_config_id="seed", domain="seed.example.com", frequency="daily",
+                               time_config={"hour": 3, "minute": 0})
+        process = cluster.start("live", **env)
+        cluster.wait_until_loaded(process)
+        wait_for(lambda: str(seed) in jobs())
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        assert cluster.terminate(process) == 0
     cluster.stop_all()
+
+
+@pytest.fixture
+def instance(start_live):
+    return start_live()
 
 
 def jobs() -> dict:
@@ -110,14 +123,50 @@ def test_a_rolled_back_edit_publishes_nothing(instance, redis_client):
     pubsub.close()
 
 
-def test_a_bulk_update_without_signals_is_picked_up_by_the_full_diff(instance):
+def test_a_raw_sql_write_past_the_orm_is_picked_up_by_the_full_diff(instance):
     schedule_id = create_schedule(domain_config_id="bulk", domain="bulk.example.com", frequency="daily",
                                   time_config={"hour": 5, "minute": 0})
     wait_for(lambda: next_fire(schedule_id) is not None)
-    # update() fires no signal and here does not even touch updated_at.
-    Schedule.objects.filter(schedule_id=schedule_id).update(time_config={"hour": 5, "minute": 15})
+    # Raw SQL records no change and publishes no notice: only the full diff sees it.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE schedules SET time_config = %s WHERE schedule_id = %s",
+                       ['{"hour": 5, "minute": 15}', schedule_id])
     wait_for(lambda: next_fire(schedule_id).minute == 15, timeout=8)
     assert "Full diff fixed 1 job(s)" in instance.log()
+
+
+def test_changes_arrive_by_notice_within_the_poll_interval(start_live):
+    """With the change-log poll and the full diff slowed to minutes, only the
+    Redis notice can deliver these within the wait."""
+    process = start_live(CHANGE_POLL_INTERVAL="120", SCHEDULE_CHECK_INTERVAL="600")
+    schedule_id = create_schedule(domain_config_id="noticed", domain="noticed.example.com", frequency="daily",
+                                  time_config={"hour": 9, "minute": 0})
+    wait_for(lambda: next_fire(schedule_id) is not None)
+    update_schedule(schedule_id=schedule_id, time_config={"hour": 9, "minute": 20})
+    wait_for(lambda: next_fire(schedule_id).minute == 20)
+    log = process.log()
+    assert f"Applied add of schedule {schedule_id} (notice)" in log
+    assert f"Applied reschedule of schedule {schedule_id} (notice)" in log
+
+
+def test_bulk_deletes_without_redis_are_applied_by_the_change_log(start_live):
+    """No Redis and no full diff for ten minutes: a queryset delete hidden by a
+    create in the same transaction (the row count stays the same) still stops
+    the deleted schedule within the poll, by id."""
+    process = start_live(REDIS_URL="", SCHEDULE_CHECK_INTERVAL="600")
+    doomed = [create_schedule(domain_config_id=f"doomed-{n}", domain=f"doomed{n}.example.com", frequency="daily",
+                              time_config={"hour": 10, "minute": n}) for n in range(2)]
+    wait_for(lambda: all(str(sid) in jobs() for sid in doomed))
+    with transaction.atomic():
+        Schedule.objects.filter(schedule_id__in=doomed).delete()
+        for n in range(2):
+            create_schedule(domain_config_id=f"newborn-{n}", domain=f"newborn{n}.example.com", frequency="daily",
+                            time_config={"hour": 11, "minute": n})
+    wait_for(lambda: not any(str(sid) in jobs() for sid in doomed), timeout=5)
+    log = process.log()
+    for sid in doomed:
+        assert f"Applied remove of schedule {sid} (change-log)" in log
+    assert "Full diff" not in log
 
 
 def test_a_notice_lost_while_the_subscriber_is_disconnected_is_repaired(instance, redis_client):

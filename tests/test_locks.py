@@ -1,13 +1,13 @@
 """The per-schedule lock against the real test Redis."""
 
 import threading
-import time
 import uuid
 
 import pytest
 from django_redis import get_redis_connection
 
 from schedules.locks import LocalScheduleLocks, RedisScheduleLocks, lock_key
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -38,10 +38,11 @@ def test_renewal_every_third_of_the_timeout_keeps_the_lock_for_ten_timeouts(lock
     thread = threading.Thread(target=watchdog)
     thread.start()
     try:
-        time.sleep(locks.timeout * 10)
+        # Held across many lifetimes of the key, only by renewals.
+        wait_until(lambda: held.renewals >= 30, timeout=locks.timeout * 30)
         assert not held.lost
         assert locks.acquire(schedule_id) is None
-        assert held.renewals >= 25
+        assert held.renewals >= 30
     finally:
         stop.set()
         thread.join()
@@ -49,10 +50,10 @@ def test_renewal_every_third_of_the_timeout_keeps_the_lock_for_ten_timeouts(lock
     assert not held.lost
 
 
-def test_without_renewal_the_lock_expires(locks):
+def test_without_renewal_the_lock_expires(locks, redis_client):
     schedule_id = uuid.uuid4()
     locks.acquire(schedule_id)
-    time.sleep(locks.timeout + 0.2)
+    wait_until(lambda: not redis_client.exists(lock_key(schedule_id)), timeout=locks.timeout * 5)
     assert locks.acquire(schedule_id) is not None
 
 
@@ -81,7 +82,8 @@ def test_a_deleted_lock_is_detected_at_the_next_renewal(locks, redis_client):
 def test_a_lock_taken_over_by_another_holder_is_lost_not_released(locks, redis_client):
     schedule_id = uuid.uuid4()
     held = locks.acquire(schedule_id)
-    time.sleep(locks.timeout + 0.2)  # expired; someone else takes it
+    wait_until(lambda: not redis_client.exists(lock_key(schedule_id)), timeout=locks.timeout * 5)  # expired
+    # someone else takes it
     second = locks.acquire(schedule_id)
     assert second is not None
     locks.release(held)

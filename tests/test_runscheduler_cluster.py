@@ -2,7 +2,6 @@
 every slot in the window runs exactly once, through kills, Redis restarts and
 skewed clocks."""
 
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -14,6 +13,7 @@ from schedules.triggers import next_fire_times
 
 from .cluster import Cluster, read_runs
 from .services_control import start_redis, stop_redis
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -89,6 +89,17 @@ def start_three(cluster, **per_instance_env):
     return instances
 
 
+def runs_after(cluster, after: datetime) -> int:
+    return sum(1 for _, slot, _ in read_runs(cluster.runs_file) if datetime.fromisoformat(slot) > after)
+
+
+def wait_for_runs(cluster, *, after: datetime, count: int) -> int:
+    """Wait until the runner has recorded ``count`` runs of slots after
+    ``after``: a window observed by what happened, not by a sleep."""
+    return wait_until(lambda: (n := runs_after(cluster, after)) >= count and n, timeout=30 + count / 10,
+                      message=lambda: f"{runs_after(cluster, after)} of {count} runs recorded")
+
+
 def window_start() -> datetime:
     return datetime.now(UTC) + timedelta(seconds=1)
 
@@ -103,7 +114,7 @@ def test_three_instances_run_every_slot_exactly_once(cluster):
     schedules = make_interval_schedules(20)
     instances = start_three(cluster)
     start = window_start()
-    time.sleep(9)
+    wait_for_runs(cluster, after=start, count=20 * 5)
     end = datetime.now(UTC) - timedelta(seconds=1.5)
     stop_and_check_exit_codes(cluster, instances)
     total = assert_each_slot_once(schedules, start, end, cluster.runs_file)
@@ -120,17 +131,16 @@ def test_a_killed_instance_leaves_an_abandoned_run_and_later_slots_still_run(clu
     schedules = make_interval_schedules(5) + [long_running]
     instances = start_three(cluster)
     start = window_start()
-    deadline = time.monotonic() + 10
-    victim_name = None
-    while time.monotonic() < deadline and victim_name is None:
-        victim_name = (JobExecution.objects.filter(schedule=long_running, status="running")
-                       .values_list("instance_id", flat=True).first())
-        time.sleep(0.05)
-    assert victim_name, "the long scan never started"
+    victim_name = wait_until(lambda: JobExecution.objects.filter(schedule=long_running, status="running")
+                             .values_list("instance_id", flat=True).first(),
+                             timeout=10, message="the long scan never started")
     victim = next(i for i in instances if i.name == victim_name)
     cluster.kill(victim)
     killed_at = datetime.now(UTC)
-    time.sleep(6)
+    wait_until(lambda: JobExecution.objects.filter(instance_id=victim_name, status="abandoned").exists()
+               and JobExecution.objects.filter(schedule=long_running, scheduled_for__gt=killed_at,
+                                               status="success").exists(),
+               timeout=30, message="no abandoned run, or the long schedule did not run again")
     end = datetime.now(UTC) - timedelta(seconds=1.5)
     survivors = [i for i in instances if i is not victim]
     stop_and_check_exit_codes(cluster, survivors)
@@ -151,13 +161,15 @@ def test_redis_stopped_and_restarted_mid_run_loses_and_duplicates_nothing(cluste
     schedules = make_interval_schedules(12)
     instances = start_three(cluster)
     start = window_start()
-    time.sleep(3)
+    wait_for_runs(cluster, after=start, count=12)
     stop_redis()
     try:
-        time.sleep(4)
+        wait_until(lambda: any("Redis unavailable" in i.log() for i in instances), timeout=15,
+                   message="no instance noticed that Redis was gone")
+        runs_in_outage = wait_for_runs(cluster, after=start, count=runs_after(cluster, start) + 12)
     finally:
         start_redis()
-    time.sleep(4)
+    wait_for_runs(cluster, after=start, count=runs_in_outage + 12)
     end = datetime.now(UTC) - timedelta(seconds=1.5)
     stop_and_check_exit_codes(cluster, instances)
     assert_each_slot_once(schedules, start, end, cluster.runs_file)
@@ -172,7 +184,9 @@ def test_an_instance_with_a_clock_three_seconds_off_changes_nothing(cluster):
     instances = start_three(cluster, **{"inst-1": {"SCHEDULER_TEST_CLOCK_OFFSET": "3"},
                                         "inst-2": {"SCHEDULER_TEST_CLOCK_OFFSET": "-3"}})
     start = window_start() + timedelta(seconds=3)
-    time.sleep(10)
+    wait_until(lambda: JobExecution.objects.filter(instance_id="inst-1", scheduled_for__gt=start).exists(),
+               timeout=30, message="the instance whose clock is ahead never won a slot")
+    wait_for_runs(cluster, after=start, count=12 * 5)
     end = datetime.now(UTC) - timedelta(seconds=4.5)
     stop_and_check_exit_codes(cluster, instances)
     assert_each_slot_once(schedules, start, end, cluster.runs_file)

@@ -15,6 +15,7 @@ from schedules.models import Schedule, SchedulerInstance
 
 from .cluster import Cluster
 from .services_control import start_postgres, stop_postgres
+from .waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 UTC = timezone.utc
@@ -45,9 +46,7 @@ def test_idle_instance_reports_itself_and_stops_within_a_second_on_sigint(cluste
     make(2, time_config={"hours": 1})
     instance = cluster.start("idle")
     cluster.wait_until_loaded(instance)
-    deadline = time.monotonic() + 5
-    while not SchedulerInstance.objects.filter(instance_id="idle").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: SchedulerInstance.objects.filter(instance_id="idle").exists(), timeout=5)
     record = SchedulerInstance.objects.get(instance_id="idle")
     assert record.jobs_loaded == 2 and record.pid == instance.process.pid and record.stopped_at is None
     assert set(record.status["jobs"]) == {str(s.schedule_id) for s in Schedule.objects.all()}
@@ -63,10 +62,8 @@ def test_sigterm_lets_scans_finish_then_marks_the_rest_interrupted(cluster):
     long_scan = make(1, time_config={"seconds": 2}, scan_settings={"sleep": 20})[0]
     instance = cluster.start("stopper")
     cluster.wait_until_loaded(instance)
-    deadline = time.monotonic() + 10
-    while not get_redis_connection("default").exists(lock_key(long_scan.schedule_id)):
-        assert time.monotonic() < deadline, instance.log()
-        time.sleep(0.05)
+    wait_until(lambda: get_redis_connection("default").exists(lock_key(long_scan.schedule_id)), timeout=10,
+               message=instance.log)
     assert JobExecution.objects.filter(status="running").exists()
     started = time.monotonic()
     assert cluster.terminate(instance) == 0
@@ -77,32 +74,39 @@ def test_sigterm_lets_scans_finish_then_marks_the_rest_interrupted(cluster):
 
 
 def test_slots_missed_while_no_instance_ran_are_recorded(cluster):
-    schedule = make(1, time_config={"minutes": 5})[0]
+    # Enough overdue schedules that writing their records takes a while after "Loaded".
+    make(200, time_config={"minutes": 5})
     long_ago = datetime.now(UTC) - timedelta(hours=2)
-    Schedule.objects.filter(pk=schedule.pk).update(next_run=long_ago)
+    Schedule.objects.update(next_run=long_ago)
     instance = cluster.start("late", JOB_MISFIRE_GRACE_TIME="60")
     cluster.wait_until_loaded(instance)
+    # Stopped as soon as it has loaded: shutdown waits for the start-up records.
     assert cluster.terminate(instance) == 0
-    missed = JobExecution.objects.get(status="missed")
-    assert missed.scheduled_for == long_ago and "no scheduler instance was running" in missed.error_message
-    schedule.refresh_from_db()
-    assert schedule.next_run > datetime.now(UTC) - timedelta(minutes=1)
+    assert "Start-up records written" in instance.log()
+    missed = JobExecution.objects.filter(status="missed")
+    assert missed.count() == 200 and {m.scheduled_for for m in missed} == {long_ago}
+    assert "no scheduler instance was running" in missed.first().error_message
+    assert not Schedule.objects.filter(next_run__lt=datetime.now(UTC) - timedelta(minutes=1)).exists()
 
 
 def test_postgres_restart_is_survived_without_stale_connection_errors(cluster):
     make(4, time_config={"seconds": 1})
     instance = cluster.start("survivor", JOB_MISFIRE_GRACE_TIME="3")
     cluster.wait_until_loaded(instance)
-    time.sleep(2)
+    wait_until(lambda: JobExecution.objects.filter(status="success").count() >= 4, timeout=15,
+               message=instance.log)
     connection.close()
     stop_postgres()
     try:
-        time.sleep(5)
-        assert instance.process.poll() is None, instance.log()
+        # Down for longer than the grace time: slots are given up and logged missed.
+        cluster.wait_for_log(instance, "PostgreSQL unavailable", timeout=15)
+        cluster.wait_for_log(instance, "missed", timeout=20)
     finally:
         start_postgres()
     resumed_at = datetime.now(UTC)
-    time.sleep(4)
+    wait_until(lambda: JobExecution.objects.filter(scheduled_for__gt=resumed_at + timedelta(seconds=1),
+                                                   status="success").count() >= 4,
+               timeout=30, message=lambda: instance.log()[-3000:])
     connection.close()
     assert cluster.terminate(instance) == 0
     log = instance.log()
@@ -122,10 +126,7 @@ def test_run_enhanced_scheduler_entry_point(transactional_db):
     scheduler = EnhancedScheduler(max_workers=2, enable_api_sync=False, instance_id="in-process")
     scheduler.start()
     try:
-        deadline = time.monotonic() + 10
-        while not SchedulerInstance.objects.filter(instance_id="in-process").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: SchedulerInstance.objects.filter(instance_id="in-process").exists(), timeout=10)
         assert scheduler.running and scheduler.service.specs
     finally:
         scheduler.shutdown()
@@ -154,11 +155,8 @@ def test_periodic_sync_cleanup_and_metrics_run_inside_runscheduler(cluster, api_
     instance = cluster.start("periodic", ENABLE_API_SYNC="true", API_URL=url, API_SYNC_INTERVAL="60",
                              HISTORY_RETENTION_DAYS="30", METRICS_PORT=str(port), METRICS_ADDR="127.0.0.1")
     cluster.wait_until_loaded(instance)
-    deadline = time.monotonic() + 15
-    while not (Schedule.objects.filter(domain_config_id="abc-123").exists()
-               and not JobExecution.objects.filter(pk=old.pk).exists()):
-        assert time.monotonic() < deadline, instance.log()
-        time.sleep(0.1)
+    wait_until(lambda: Schedule.objects.filter(domain_config_id="abc-123").exists()
+               and not JobExecution.objects.filter(pk=old.pk).exists(), timeout=15, message=instance.log)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "scanner_schedules_loaded" in body and "scanner_sync_entries_total" in body
     assert cluster.terminate(instance) == 0

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime, timezone
 from io import StringIO
@@ -19,12 +18,13 @@ from django.urls import reverse
 from django_redis import get_redis_connection
 
 from history.models import JobExecution
-from schedules.models import Schedule
+from schedules.models import Schedule, SchedulerInstance
 from schedules.runners import ScanRequest, http_runner, run_with_retries
 from schedules.sync import SyncError, sync_schedules_from_api
 from tests import cluster
 from tests.api_server import EXAMPLE, closed_port_url, send
 from tests.stored_rows import snapshot
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = ROOT / "docs" / "production.env.example"
@@ -207,10 +207,10 @@ def test_runscheduler_start_up_log_shows_no_database_or_redis_password(tmp_path,
         process = subprocess.Popen([sys.executable, "manage.py", "runscheduler", "--instance-id", "secrets"], cwd=ROOT,
                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while "Loaded" not in log_path.read_text() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.5)  # a few heartbeats and polls, with Redis and PostgreSQL in use
+        # A few heartbeats and polls, with Redis and PostgreSQL in use.
+        wait_until(lambda: "Loaded" in log_path.read_text() or process.poll() is not None, timeout=30)
+        wait_until(lambda: SchedulerInstance.objects.filter(instance_id="secrets", status__feed__subscribed=True)
+                   .exists() or process.poll() is not None, timeout=15, message=log_path.read_text)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
     finally:

@@ -2,7 +2,6 @@
 
 import os
 import signal
-from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
@@ -22,7 +21,6 @@ class Command(BaseCommand):
         role.add_argument("--fire-only", action="store_true", help="fire slots into the queue only; run no scans")
 
     def handle(self, *args, instance_id=None, max_workers=None, scans_only=False, fire_only=False, **options):
-        _apply_test_clock_offset()
         service = SchedulerService(instance_id=instance_id, max_workers=max_workers, fire=not scans_only,
                                    scan=not fire_only)
 
@@ -36,12 +34,3 @@ class Command(BaseCommand):
         # must not keep the process alive. A background loop that died exits 1.
         os._exit(service.exit_code)
 
-
-def _apply_test_clock_offset() -> None:
-    """SCHEDULER_TEST_CLOCK_OFFSET (seconds) skews this process's clock, for
-    the multi-instance tests only; time-machine is a test dependency."""
-    offset = os.environ.get("SCHEDULER_TEST_CLOCK_OFFSET")
-    if offset:
-        import time_machine
-
-        time_machine.travel(timedelta(seconds=float(offset)), tick=True).start()
