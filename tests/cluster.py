@@ -93,19 +93,6 @@ class Cluster:
                 instance.process.wait(timeout=10)
 
 
-def wait_for(condition, *, timeout: float, message, every: float = 0.1):
-    """Poll ``condition`` until it returns something true; fail with
-    ``message()`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {message()}")
-        time.sleep(every)
-
-
 def read_runs(path: Path) -> list[tuple[str, str, str]]:
     if not path.exists():
         return []

@@ -15,7 +15,7 @@ from schedules.locks import HeldLock
 from schedules.loops import Loops
 from schedules.queue import QueueTaker
 
-from .cluster import wait_for
+from .waiting import wait_until
 from .test_execution import SLOT, context, ok_runner
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,8 +43,8 @@ def test_the_queue_taker_survives_a_failing_pass(make_schedule, monkeypatch, cap
     fire_slot(ctx, spec, SLOT)
     loops.start("queue-taker", lambda: taker.run_until_stopped(loops.one_pass))
     try:
-        wait_for(lambda: JobExecution.objects.filter(status="success").exists(), timeout=10,
-                 message=lambda: list(JobExecution.objects.values_list("status", flat=True)))
+        wait_until(lambda: JobExecution.objects.filter(status="success").exists(), timeout=10,
+                 message=lambda: str(list(JobExecution.objects.values_list("status", flat=True))))
     finally:
         ctx.stop.set()
     assert "queue-taker: a pass failed; the loop goes on" in caplog.text and "injected failure" in caplog.text

@@ -11,7 +11,8 @@ import pytest
 from history.models import JobExecution
 from schedules.models import Schedule
 
-from .cluster import Cluster, wait_for
+from .cluster import Cluster
+from .waiting import wait_until
 from .scan_api import CountingScanApi
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -77,7 +78,7 @@ def test_a_herd_larger_than_grace_times_workers_runs_every_slot_exactly_once(clu
     at = soon(4)
     schedules = herd(24, at=at)
     instances = start_loaded(cluster, "herd-0", "herd-1")
-    wait_for(lambda: all_finished(24), timeout=60, message=lambda: (statuses(), instances[0].log()[-2000:]))
+    wait_until(lambda: all_finished(24), timeout=60, message=lambda: f"{statuses()} {instances[0].log()[-2000:]}")
     assert statuses() == {"success": 24}
     assert scan_api.duplicates() == {}
     assert set(scan_api.scans) == herd_scanned(schedules, at)
@@ -92,14 +93,14 @@ def test_sigterm_and_sigkill_mid_backlog_lose_and_duplicate_nothing(cluster, sca
     at = soon(4)
     schedules = herd(36, at=at)
     instances = start_loaded(cluster, "inst-0", "inst-1", "inst-2")
-    wait_for(lambda: scan_api.count() >= 8, timeout=30, message=lambda: statuses())
+    wait_until(lambda: scan_api.count() >= 8, timeout=30, message=lambda: str(statuses()))
     assert statuses()["queued"] > 0, "the backlog must still be there when the instances go"
     cluster.kill(instances[0])
     assert cluster.terminate(instances[1]) == 0
     interrupted = JobExecution.objects.filter(status="interrupted").count()
     assert interrupted == 0, "SIGTERM lets running scans finish and leaves queued slots queued"
     restarted = [cluster.start(f"{instance.name}-again") for instance in instances[:2]]
-    wait_for(lambda: all_finished(36), timeout=90, message=lambda: (statuses(), restarted[0].log()[-2000:]))
+    wait_until(lambda: all_finished(36), timeout=90, message=lambda: f"{statuses()} {restarted[0].log()[-2000:]}")
     assert scan_api.duplicates() == {}
     final = statuses()
     assert set(final) <= {"success", "abandoned"} and final["abandoned"] <= 2, final
@@ -119,7 +120,7 @@ def test_a_scans_only_instance_drains_a_queue_fired_by_another(cluster, scan_api
     at = soon(4)
     herd(8, at=at)
     firer, scanner = start_loaded(cluster, "firer --fire-only", "scanner --scans-only")
-    wait_for(lambda: all_finished(8), timeout=30, message=lambda: (statuses(), firer.log()[-2000:]))
+    wait_until(lambda: all_finished(8), timeout=30, message=lambda: f"{statuses()} {firer.log()[-2000:]}")
     ran_by = Counter(JobExecution.objects.values_list("instance_id", flat=True))
     assert ran_by == {"scanner": 8}
     fired_by = Counter(JobExecution.objects.values_list("metadata__fired_by", flat=True))
