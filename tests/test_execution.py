@@ -13,9 +13,11 @@ from django_redis import get_redis_connection
 
 from history import services as history
 from history.models import JobExecution
-from schedules.execution import OutageLog, RunContext, fire_slot, run_taken
+from schedules.runtime.claim import fire_slot
+from schedules.runtime.context import OutageLog, RunContext
+from schedules.runtime.run import run_taken
 from schedules.jobs import load_spec
-from schedules.locks import RedisScheduleLocks, lock_key
+from schedules.runtime.lock import RedisScheduleLocks, lock_key
 from schedules.runners import ScanResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -184,7 +186,7 @@ def test_abandoned_and_interrupted_marking(make_schedule):
 
 
 def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_claims(make_schedule):
-    from schedules.locks import make_slot_gate
+    from schedules.runtime.lock import make_slot_gate
 
     schedule = make_schedule()
     spec = load_spec(schedule.schedule_id)

@@ -9,11 +9,13 @@ from prometheus_client import REGISTRY
 
 from history import services as history
 from history.models import JobExecution
-from schedules.execution import RunningScan, fire_slot
+from schedules.runtime.claim import fire_slot
+from schedules.runtime.context import RunningScan
 from schedules.jobs import load_spec
-from schedules.locks import HeldLock
-from schedules.loops import Loops
-from schedules.queue import QueueTaker
+from schedules.runtime.lock import HeldLock
+from schedules.runtime.loops import Loops
+from schedules.runtime.run import renew_running
+from schedules.runtime.take import QueueTaker
 
 from .waiting import wait_until
 from .test_execution import SLOT, context, ok_runner
@@ -66,12 +68,12 @@ def test_the_watchdog_survives_a_lock_released_while_it_renews(make_schedule):
             held.lost, held.lost_reason = True, "released"
             return False
 
-    service.locks = LocksReleasedByTheFinisher()
-    assert service.loops.one_pass("lock-watchdog", service._renew_running)
+    service.ctx.locks = LocksReleasedByTheFinisher()
+    assert service.loops.one_pass("lock-watchdog", lambda: renew_running(service.ctx))
     before = JobExecution.objects.get().heartbeat_at
     scan.lock = HeldLock(schedule_id=None, handle=None)
     time.sleep(0.01)
-    assert service.loops.one_pass("lock-watchdog", service._renew_running)
+    assert service.loops.one_pass("lock-watchdog", lambda: renew_running(service.ctx))
     assert JobExecution.objects.get().heartbeat_at > before, "heartbeats go on"
 
 

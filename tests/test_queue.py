@@ -8,7 +8,8 @@ import pytest
 
 from history import services as history
 from history.models import JobExecution
-from schedules.execution import fire_slot, run_taken
+from schedules.runtime.claim import fire_slot
+from schedules.runtime.run import run_taken
 from schedules.jobs import load_spec
 
 from .test_execution import SLOT, context, ok_runner
@@ -72,6 +73,7 @@ def test_run_now_goes_ahead_of_the_queue(make_schedule):
 
 def test_concurrent_takers_never_take_the_same_row(make_schedule):
     ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=0.5)  # however long 60 schedules take to create
     for _ in range(60):
         fire_slot(ctx, load_spec(make_schedule().schedule_id), SLOT)
     taken: list = []
@@ -105,3 +107,12 @@ def test_a_row_taken_as_the_instance_stops_goes_back_to_the_queue(make_schedule)
     ctx.stop.set()
     assert run_taken(ctx, row, spec_of=lambda sid: spec) == "queued"
     assert JobExecution.objects.get().status == "queued"
+
+
+def test_grace_counts_to_when_the_slot_was_fired_not_to_its_claim(make_schedule):
+    spec = load_spec(make_schedule().schedule_id)
+    ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=30)  # the claim, after a long wait for a firing thread
+    assert fire_slot(ctx, spec, SLOT, fired_at=SLOT + timedelta(seconds=1)) == "queued"
+    late = load_spec(make_schedule().schedule_id)
+    assert fire_slot(ctx, late, SLOT) == "missed", "fired (now) 30 s late: past the 2 s grace"

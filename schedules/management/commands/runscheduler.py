@@ -1,5 +1,6 @@
 """Runs the scheduler until SIGTERM or SIGINT; any number may run at once."""
 
+import logging
 import os
 import signal
 
@@ -29,7 +30,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        service.run()
+        try:
+            service.run()
+        except BaseException:  # noqa: BLE001 - said here, then exit: never hang on joining scan threads
+            logging.getLogger("schedules.runtime").exception("runscheduler stopped by an error")
+            os._exit(1)
         # Scans past the grace period were marked interrupted; their threads
         # must not keep the process alive. A background loop that died exits 1.
         os._exit(service.exit_code)

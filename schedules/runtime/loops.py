@@ -16,7 +16,7 @@ from django.db import DatabaseError, close_old_connections
 
 from scanner_project import metrics
 
-logger = logging.getLogger("schedules.loops")
+logger = logging.getLogger("schedules.runtime")
 
 
 class Loops:

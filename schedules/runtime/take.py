@@ -1,9 +1,5 @@
-"""Take: every instance's workers drain the database queue of slots.
-
-One taker thread per instance takes the oldest queued rows, as many as it has
-free workers, and hands each to a worker thread (execution.run_taken). It
-wakes at once when this instance queued a slot or a worker finished, and
-polls every POLL_SECONDS for slots queued by other instances.
+"""Take: a taker thread per instance takes the oldest queued rows for its free workers.
+It wakes when this instance queued a slot or a worker finished, and polls for the others'.
 """
 
 from __future__ import annotations
@@ -18,10 +14,11 @@ from django_apscheduler.util import close_old_connections as with_fresh_connecti
 
 from history import services as history
 
-from .execution import RunContext, RunningScan, run_taken
-from .jobs import JobSpec
+from ..jobs import JobSpec
+from .context import RunContext, RunningScan
+from .run import run_taken
 
-logger = logging.getLogger("schedules.queue")
+logger = logging.getLogger("schedules.runtime")
 
 POLL_SECONDS = 0.25
 

@@ -1,9 +1,5 @@
-"""Second look at slots that lost the Redis gate.
-
-The gate (locks.SlotGate) lets losing instances skip their database insert.
-Should the winner die between winning the gate and inserting the claim, the
-slot would go unrun, so losers note each lost slot and, a few seconds later,
-check in one query that its row exists, claiming it themselves if not.
+"""Second look: a slot lost at the Redis gate is checked a few seconds later.
+Should its winner have died before inserting the claim, the loser claims it.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ from datetime import datetime
 
 from history.models import ExecutionTrigger, JobExecution
 
-from .jobs import JobSpec
+from ..jobs import JobSpec
 
 VERIFY_AFTER_SECONDS = 3.0
 
