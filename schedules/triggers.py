@@ -128,7 +128,9 @@ def _once_at(config: dict, tz: zoneinfo.ZoneInfo) -> datetime:
         raise TimeConfigError("time_config.at", f"{raw!r} is not an ISO-8601 date and time") from None
     # A naive time is a wall time in the schedule's zone; fold=0 applies the
     # same DST rules as the calendar frequencies (gap: forward by its length).
-    return when if when.tzinfo is not None else when.replace(tzinfo=tz)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.astimezone(dt_timezone.utc).astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
 
 
 def check_once_not_past(frequency: str, time_config: Any, timezone: str, *, now: datetime) -> None:
