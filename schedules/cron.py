@@ -58,8 +58,9 @@ class CronSyntaxError(ValueError):
     """A crontab expression that is not classic cron, or can never fire."""
 
 
-def parse_classic(expression: str) -> str:
-    """The expression, checked to be classic five-field cron that can fire.
+def parse_classic(expression: str) -> tuple[str, croniter]:
+    """The expression (normalised) and its calendar, checked to be classic
+    five-field cron that can fire.
 
     croniter also reads extensions (L, W, #, H, seconds, years); schedules are
     kept to what a crontab means so that the same line means the same thing
@@ -83,42 +84,47 @@ def parse_classic(expression: str) -> str:
                     "(numbers, names, *, ranges a-b, lists a,b and steps /n)"
                 )
     try:
-        croniter(text, _FEASIBILITY_START).get_next(datetime)
-    except CroniterBadDateError:
-        raise CronSyntaxError(f"{expression!r} matches no date (such as 31 February), so it would never fire") from None
+        walls = croniter(text, _FEASIBILITY_START)
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         raise CronSyntaxError(f"{expression!r}: {exc}") from None
-    return text
-
-
-def every_hour(expression: str) -> bool:
-    """True for hourly and sub-hourly cron (``*`` in the hour field)."""
-    return croniter.expand(expression)[0][1] == ["*"]
+    # Only days of month restricted while weekdays are not ("31 2") can rule
+    # out every date; croniter then finds no match and says so at once.
+    days, weekdays = walls.expanded[2], walls.expanded[4]
+    if days != ["*"] and weekdays == ["*"]:
+        try:
+            copy.copy(walls).get_next(datetime)
+        except CroniterBadDateError:
+            raise CronSyntaxError(
+                f"{expression!r} matches no date (such as 31 February), so it would never fire"
+            ) from None
+    return text, walls
 
 
 class LocalTimeTrigger(BaseTrigger):
     """Fires at the wall times a (classic) cron expression matches in ``timezone``.
 
-    ``both_halves`` is the hourly/sub-hourly rule: a wall time that happens
-    twice fires at both occurrences. Otherwise it fires at the first only.
-    Nothing here changes after __init__, so one object can serve any number
-    of schedules and threads.
+    ``both_halves`` is the hourly/sub-hourly rule, for expressions with ``*``
+    as the hour: a wall time that happens twice fires at both occurrences.
+    Otherwise it fires at the first only. ``walls`` is the expression already
+    parsed by croniter (parse_classic), if the caller has it. Nothing here
+    changes after __init__, so one object can serve any number of schedules
+    and threads.
     """
 
     __slots__ = ("expression", "timezone", "both_halves", "_walls")
 
-    def __init__(self, expression: str, timezone: zoneinfo.ZoneInfo, *, both_halves: bool):
+    def __init__(self, expression: str, timezone: zoneinfo.ZoneInfo, walls: croniter | None = None):
         self.expression = expression
         self.timezone = timezone
-        self.both_halves = both_halves
         # Parsed once; each call walks a shallow copy, so calls never share state.
-        self._walls = croniter(expression, _FEASIBILITY_START)
+        self._walls = walls if walls is not None else croniter(expression, _FEASIBILITY_START)
+        self.both_halves = self._walls.expanded[1] == ["*"]
 
     def __getstate__(self):
-        return {"expression": self.expression, "timezone": self.timezone.key, "both_halves": self.both_halves}
+        return {"expression": self.expression, "timezone": self.timezone.key}
 
     def __setstate__(self, state):
-        self.__init__(state["expression"], zoneinfo.ZoneInfo(state["timezone"]), both_halves=state["both_halves"])
+        self.__init__(state["expression"], zoneinfo.ZoneInfo(state["timezone"]))
 
     def __repr__(self):
         return f"<LocalTimeTrigger {self.expression!r} {self.timezone.key} both_halves={self.both_halves}>"

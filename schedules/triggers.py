@@ -19,8 +19,9 @@ from typing import Any
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from croniter import croniter
 
-from .cron import CronSyntaxError, LocalTimeTrigger, every_hour, parse_classic
+from .cron import CronSyntaxError, LocalTimeTrigger, parse_classic
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -108,8 +109,7 @@ def _interval(config: dict) -> dict[str, int]:
     return units
 
 
-def _cron_expression(config: dict) -> str:
-    expression = config.get("expression")
+def _cron_walls(expression: Any) -> tuple[str, croniter]:
     if not isinstance(expression, str) or not expression.strip():
         raise TimeConfigError("time_config.expression", f"{expression!r} is not a crontab expression")
     try:
@@ -182,15 +182,15 @@ def build_trigger(frequency: str, time_config: Any, timezone: str) -> BaseTrigge
         return IntervalTrigger(**_interval(time_config), start_date=INTERVAL_EPOCH, timezone=tz)
     if frequency == "once":
         return DateTrigger(run_date=_once_at(time_config, tz), timezone=tz)
-    expression = cron_expression_for(frequency, time_config)
-    return LocalTimeTrigger(expression, tz, both_halves=every_hour(expression))
-
-
-def cron_expression_for(frequency: str, time_config: dict) -> str:
-    """The classic cron line of a calendar frequency (validated): hourly
-    {"minute": 5} is "5 * * * *", monthly {"day": "last", ...} uses croniter's L."""
     if frequency == "cron":
-        return _cron_expression(time_config)
+        text, walls = _cron_walls(time_config.get("expression"))
+        return LocalTimeTrigger(text, tz, walls)
+    return LocalTimeTrigger(calendar_cron(frequency, time_config), tz)
+
+
+def calendar_cron(frequency: str, time_config: dict) -> str:
+    """The cron line of a calendar frequency (validated): hourly {"minute": 5}
+    is "5 * * * *"; monthly {"day": "last", ...} uses croniter's L."""
     if frequency == "hourly":
         return f"{_int_field(time_config, 'minute', 0, 59)} * * * *"
     if frequency == "weekly":

@@ -4,6 +4,7 @@ Times are written as local ISO strings with their offset, so a wrong day, a
 wrong occurrence of a repeated hour and a wrong gap shift all show.
 """
 
+import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -132,6 +133,18 @@ def test_a_restart_at_any_minute_of_a_change_night_neither_adds_nor_loses_a_run(
         for minute in range(0, 6 * 60, 7):
             now = start + timedelta(minutes=minute)
             assert trigger.get_next_fire_time(None, now) == min(t for t in running if t >= now)
+
+
+def test_a_trigger_holds_no_state_and_survives_pickling():
+    # One trigger object serves every schedule with the same settings, in any order of calls.
+    trigger = build_trigger("hourly", {"minute": 45}, "Pacific/Chatham")
+    later = trigger.get_next_fire_time(None, _at("2026-04-04T14:30Z"))
+    earlier = trigger.get_next_fire_time(None, _at("2026-04-04T12:30Z"))
+    assert (earlier.isoformat(), later.isoformat()) == ("2026-04-05T02:45:00+13:45", "2026-04-05T03:45:00+12:45")
+    assert trigger.get_next_fire_time(None, _at("2026-04-04T14:30Z")) == later
+    copy = pickle.loads(pickle.dumps(trigger))
+    now = _at("2026-04-04T12:30Z")
+    assert next_fire_times(copy, count=4, now=now) == next_fire_times(trigger, count=4, now=now)
 
 
 @pytest.mark.parametrize(
