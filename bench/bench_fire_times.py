@@ -3,15 +3,16 @@
 No database: this is the trigger arithmetic alone. ``--code`` points at another
 checkout (an older commit) so both can be measured the same way, alternately:
 
-    .venv/bin/python bench/bench_fire_times.py --runs 5
-    .venv/bin/python bench/bench_fire_times.py --runs 5 --code /tmp/old-checkout
+    .venv/bin/python bench/bench_fire_times.py --runs 3
+    .venv/bin/python bench/bench_fire_times.py --runs 3 --code /tmp/old-checkout
 
 Scenarios:
 - shared: 100,000 daily schedules at 1,440 distinct times (the start-up
   benchmark's data, in Europe/Berlin); equal triggers are shared, and each
   distinct trigger's first fire is computed once, as load_all does.
-- distinct: 100,000 schedules with 100,000 different triggers (cron
-  ``m h d * *`` in three zones): nothing is shared, the worst case.
+- distinct: ``--distinct`` schedules (20,000) with as many different
+  triggers (cron ``m h d * *`` in three zones): nothing is shared, the worst
+  case, where each schedule pays for parsing and one first fire.
 Each at an ordinary instant and one hour before Berlin's fall-back change.
 """
 
@@ -49,6 +50,7 @@ def distinct(triggers, count: int, now: datetime) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--schedules", type=int, default=100000)
+    parser.add_argument("--distinct", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--code", default=str(ROOT), help="checkout whose schedules/triggers.py is measured")
     args = parser.parse_args()
@@ -59,15 +61,15 @@ def main() -> None:
     sys.modules.pop("schedules", None)
     triggers = importlib.import_module("schedules.triggers")
     print(f"code: {Path(triggers.__file__).resolve()}")
-    for scenario in (shared, distinct):
+    for scenario, count in ((shared, args.schedules), (distinct, args.distinct)):
         for label, now in INSTANTS.items():
             seconds = []
             for _ in range(args.runs):
                 begun = time.perf_counter()
-                scenario(triggers, args.schedules, now)
+                scenario(triggers, count, now)
                 seconds.append(time.perf_counter() - begun)
             s = summary(seconds)
-            print(f"{scenario.__name__:8} {label:13} {args.schedules} schedules, {args.runs} runs: "
+            print(f"{scenario.__name__:8} {label:13} {count} schedules, {args.runs} runs: "
                   f"median {s['median']:.3f} s, p95 {s['p95']:.3f} s, p99 {s['p99']:.3f} s")
 
 
