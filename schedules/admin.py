@@ -15,7 +15,7 @@ from .admin_sync import sync_view
 from .instances import live_instances
 from .models import ScanProfile, Schedule, SchedulerInstance
 from .notify import publish_schedule_changes
-from .triggers import TimeConfigError
+from .triggers import TimeConfigError, skipped_months_warning
 
 UPCOMING_COUNT = 5
 
@@ -100,6 +100,9 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
             # The API import leaves hand edits alone unless forced.
             obj.edited_manually = True
         super().save_model(request, obj, form, change)
+        warning = skipped_months_warning(obj.frequency, obj.time_config)
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
 
     def _set_enabled(self, request, queryset, enabled: bool):
         ids = Schedule.objects.filter(pk__in=queryset.values("pk")).set_enabled(enabled)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.triggers.base import BaseTrigger
 from django.conf import settings
 
+UTC = timezone.utc
 MAX_SPREAD_MINUTES = 24 * 60
 
 
@@ -39,9 +40,10 @@ class SpreadTrigger(BaseTrigger):
         self.offset = timedelta(seconds=offset_seconds)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        previous = previous_fire_time - self.offset if previous_fire_time is not None else None
-        fire = self.inner.get_next_fire_time(previous, now - self.offset)
-        return fire + self.offset if fire is not None else None
+        # In UTC: adding to a local time is wall-clock arithmetic, wrong across DST.
+        previous = previous_fire_time.astimezone(UTC) - self.offset if previous_fire_time is not None else None
+        fire = self.inner.get_next_fire_time(previous, now.astimezone(UTC) - self.offset)
+        return fire.astimezone(UTC) + self.offset if fire is not None else None
 
     def __str__(self) -> str:
         return f"{self.inner} + {self.offset}"

@@ -101,3 +101,19 @@ def test_the_api_import_sets_the_spread():
     assert Schedule.objects.get(domain_config_id="plain-1").spread_minutes is None
     bad = import_entries(entries=[entry("spread-2", schedule={**schedule, "spread_minutes": -5})])
     assert bad["created"] == 0 and "spread-2: spread_minutes" in bad["rejected"][0], bad
+
+
+@pytest.mark.django_db
+def test_a_spread_across_a_dst_change_moves_by_real_time(make_schedule):
+    """01:30 Berlin on the spring-forward night + 60 min is 03:30 local (02:30
+    does not exist): the offset is real time, added in UTC."""
+    from zoneinfo import ZoneInfo
+
+    schedule = make_schedule(frequency="daily", time_config={"hour": 1, "minute": 30}, timezone="Europe/Berlin",
+                             spread_minutes=120)
+    offset = timedelta(seconds=schedule.spread_offset)
+    night = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # the day before the switch (29 March)
+    runs = schedule.upcoming_runs(count=2, now=night)
+    berlin = ZoneInfo("Europe/Berlin")
+    slots = [datetime(2026, 3, 29, 1, 30, tzinfo=berlin), datetime(2026, 3, 30, 1, 30, tzinfo=berlin)]
+    assert runs == [slot.astimezone(UTC) + offset for slot in slots]
