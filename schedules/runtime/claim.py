@@ -68,7 +68,7 @@ def fire_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: 
         spec.schedule_id, scheduled_for, ctx.instance_id
     ):
         metrics.CLAIM_LOSSES.inc()
-        ctx.lost_slots.note(spec, scheduled_for)
+        ctx.lost_slots.note(spec, scheduled_for, fired_at or ctx.clock())
         return None
     claimed = claim_with_retry(ctx, spec, scheduled_for)
     if claimed is False:

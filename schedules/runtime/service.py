@@ -210,17 +210,18 @@ class SchedulerService:
         spec = self.specs.get(job.kwargs["schedule_id"])
         if spec is not None:
             for run_time in event.scheduled_run_times:
-                self.ctx.lost_slots.note(spec, run_time)
+                self.ctx.lost_slots.note(spec, run_time, self.executor.db_now())
 
     def _claim_lost_slots(self) -> None:
         grace = timedelta(seconds=self.config.misfire_grace)
-        for spec, slot in self.ctx.lost_slots.unclaimed():
-            if self.executor.db_now() - slot > grace:
+        for spec, slot, fired_at in self.ctx.lost_slots.unclaimed():
+            if fired_at - slot > grace:
                 self._on_unrun_slot(self.scheduler.get_job(spec.job_id) or _JobRef(spec), slot,
                                     "no instance claimed it within the grace time")
                 continue
             logger.info("Slot %s of %s was not claimed by any instance; claiming it here", slot, spec.job_id)
-            self.executor._pool.submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, gate=False)
+            self.executor._pool.submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, gate=False,
+                                       fired_at=fired_at)
 
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
