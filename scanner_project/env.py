@@ -6,6 +6,7 @@ django-environ does the casting; this module only turns its bare ``ValueError``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import zoneinfo
@@ -83,6 +84,16 @@ def env_str(name: str, default: str = "") -> str:
 
 def env_list(name: str, default: list[str]) -> list[str]:
     return env.list(name, default=default)
+
+
+def env_networks(name: str) -> list[str]:
+    networks = [item.strip() for item in env_list(name, []) if item.strip()]
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            raise _invalid(name, f"{network!r} is not a network such as 10.20.0.0/16") from None
+    return networks
 
 
 def env_timezone(name: str, default: str) -> str:

@@ -14,6 +14,7 @@ from .env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_timezone,
     local_secret_key,
@@ -140,6 +141,9 @@ SCAN_RUNNER = env_str("SCAN_RUNNER")
 SCAN_RETRY_BACKOFF = env_float("SCAN_RETRY_BACKOFF", 2.0, minimum=0)
 SCAN_DEADLINE = env_float("SCAN_DEADLINE", 120.0, minimum=1)
 PROBE_ALLOW_PRIVATE = env_bool("PROBE_ALLOW_PRIVATE", False)
+# Networks the probe may reach although they are not public (an intranet
+# range that is scanned on purpose), e.g. 10.20.0.0/16,fd12::/64.
+PROBE_ALLOWED_NETWORKS = env_networks("PROBE_ALLOWED_NETWORKS")
 PROBE_SCHEME = env_choice("PROBE_SCHEME", "https", ("https", "http"))
 HTTP_MAX_RESPONSE_BYTES = env_int("HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024, minimum=1024)
 
