@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,6 +132,8 @@ def _attempts(session: requests.Session) -> int:
 def _parse(*, body: bytes, shown: str) -> list[Any]:
     try:
         answer = json.loads(body)
+    except RecursionError:
+        raise ApiBadAnswer(f"{shown} answered JSON nested too deeply to read (over {sys.getrecursionlimit()} levels)") from None
     except (ValueError, UnicodeDecodeError):
         start = body[:40].decode("utf-8", "replace").strip()
         raise ApiBadAnswer(f"{shown} did not answer JSON (it starts with {start!r})") from None

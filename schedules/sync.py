@@ -17,12 +17,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
+from scanner_project.redaction import shorten, shown
 
 from .api_client import SyncError, fetch_entries
+from .json_limits import json_problem
 from .models import Schedule, validate_scan_settings
 from .notify import publish_schedule_changes
 
@@ -155,6 +157,12 @@ def _parse_entries(*, entries: list[Any], plan: _Plan) -> list[_Entry]:
     parsed = []
     for index, raw in enumerate(entries):
         dcid = raw.get("domain_config_id") if isinstance(raw, dict) else None
+        # Bounded first: depth, size, numbers and strings, before anything
+        # recurses through the entry, converts its numbers or stores it.
+        problem = json_problem(raw, name=_label(dcid=dcid, index=index))
+        if problem:
+            plan.rejected.append(problem)
+            continue
         if isinstance(dcid, str) and ids[dcid] > 1:
             # Which copy is right is unknowable; importing either could be wrong.
             plan.rejected.append(f"{dcid}: domain_config_id: appears {ids[dcid]} times in the answer")
@@ -172,6 +180,12 @@ def _parse_entries(*, entries: list[Any], plan: _Plan) -> list[_Entry]:
     return parsed
 
 
+def _label(*, dcid: Any, index: int) -> str:
+    if isinstance(dcid, str) and 0 < len(dcid) <= 255 and dcid.isprintable():
+        return dcid
+    return f"entry #{index}"
+
+
 class _Reject(Exception):
     pass
 
@@ -186,19 +200,19 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         raise _Reject(f"entry #{index}: {type(raw).__name__} is not an object")
     dcid = raw.get("domain_config_id")
     if not isinstance(dcid, str) or not dcid.strip() or dcid != dcid.strip():
-        raise _Reject(f"entry #{index}: domain_config_id: {dcid!r} is not a non-empty string")
+        raise _Reject(f"entry #{index}: domain_config_id: {shown(dcid)} is not a non-empty string")
     data = raw.get("data")
     if not isinstance(data, dict):
-        raise _Reject(f"{dcid}: data: {data!r} is not an object")
+        raise _Reject(f"{dcid}: data: {shown(data)} is not an object")
     if "domain" not in data:
         raise _Reject(f"{dcid}: domain: is required")
     if not isinstance(data["domain"], str):
-        raise _Reject(f"{dcid}: domain: {data['domain']!r} is not a string")
+        raise _Reject(f"{dcid}: domain: {shown(data['domain'])} is not a string")
     schedule = data.get("schedule")
     if schedule is None:
         raise _Skip(f"{dcid}: has no schedule")
     if not isinstance(schedule, dict):
-        raise _Reject(f"{dcid}: schedule: {schedule!r} is not an object")
+        raise _Reject(f"{dcid}: schedule: {shown(schedule)} is not an object")
     unknown = sorted(set(schedule) - SCHEDULE_KEYS)
     if unknown:
         # Rejected rather than dropped: the API would believe it was applied.
@@ -206,7 +220,7 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
     if "frequency" not in schedule:
         raise _Reject(f"{dcid}: schedule.frequency: is required")
     if not isinstance(schedule["frequency"], str):
-        raise _Reject(f"{dcid}: frequency: {schedule['frequency']!r} is not a string")
+        raise _Reject(f"{dcid}: frequency: {shown(schedule['frequency'])} is not a string")
     values = {
         "domain": data["domain"],
         "frequency": schedule["frequency"],
@@ -232,7 +246,7 @@ def _validation_reason(*, dcid: str, error: ValidationError) -> str:
         # generic ones ("not a valid choice") only repeat them.
         own = [m for m in messages if m.startswith(name)]
         reasons.extend(own or [f"{name}: {m}" for m in messages])
-    return f"{dcid}: " + "; ".join(reasons)
+    return shorten(f"{dcid}: " + "; ".join(reasons), 500)
 
 
 def _canonical(value: Any) -> str:
@@ -322,8 +336,12 @@ def _write(*, plan: _Plan) -> None:
             ids = [s.schedule_id for s in (*plan.create, *touched)]
             transaction.on_commit(lambda: publish_schedule_changes(ids))
     except IntegrityError as exc:
+        if "domain_config_id" not in str(exc):
+            raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
         # Another writer created one of these domain_config_ids meanwhile.
         raise SyncConflict(f"a schedule was created during the import; nothing written ({type(exc).__name__})") from None
+    except DatabaseError as exc:
+        raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
 
 
 def _count(result: dict[str, Any]) -> None:
