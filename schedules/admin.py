@@ -85,11 +85,11 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
     list_filter = ("frequency", "enabled", "last_status")
     search_fields = ("domain", "domain_config_id")
     list_select_related = ("profile",)
-    readonly_fields = ("schedule_id", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
+    readonly_fields = ("schedule_id", "from_api", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("schedule_id", "domain_config_id", "domain", "profile", "enabled")}),
         ("When", {"fields": ("frequency", "time_config", "timezone", "upcoming_runs")}),
-        ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
+        ("Scan settings", {"fields": ("scan_settings", "edited_manually", "from_api")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
     actions = ("enable_schedules", "disable_schedules", "run_now")
@@ -120,9 +120,8 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
         return format_html_join("", "<div>{} <small>({})</small></div>", ((t.isoformat(), obj.timezone) for t in local))
 
     def save_model(self, request, obj, form, change):
-        if change:
-            # The API import leaves hand edits alone unless forced.
-            obj.edited_manually = True
+        # Made or edited by hand: the API import leaves it alone unless forced.
+        obj.edited_manually = True
         super().save_model(request, obj, form, change)
         warning = skipped_months_warning(obj.frequency, obj.time_config)
         if warning:

@@ -241,6 +241,9 @@ class Schedule(ChangeRecordingModel):
     edited_manually = models.BooleanField(
         default=False, help_text="Edited by hand; the API import leaves it alone unless forced"
     )
+    from_api = models.BooleanField(
+        default=False, help_text="Written by the API import; only such schedules can be missing from its answer"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -239,8 +239,8 @@ INVALID_ENTRIES = [
     pytest.param(entry("cfg-a", "a example.com"), "cfg-a: domain: 'a example.com' is not a host name", id="domain-space"),
     pytest.param(entry("cfg-a", schedule={"frequency": "fortnightly", "time": {}}),
                  "cfg-a: frequency: 'fortnightly' is not one of", id="frequency"),
-    pytest.param(entry("cfg-a", schedule={"frequency": "daily", "time": "02:00"}),
-                 "cfg-a: time_config: '02:00' is not an object", id="time-as-string"),
+    pytest.param(entry("cfg-a", schedule={"frequency": "daily", "time": "25:00"}),
+                 "cfg-a: schedule.time: '25:00' is neither \"HH:MM\" (00:00-23:59) nor an object", id="time-not-hh-mm"),
     pytest.param(entry("cfg-a", maxPages="50"), "cfg-a: maxPages: '50' is not a PositiveIntegerField value", id="maxpages-text"),
     pytest.param(entry("cfg-a", allow_deep_scan="yes"), "cfg-a: allow_deep_scan: 'yes'", id="deep-scan-yes"),
 ]

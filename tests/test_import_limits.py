@@ -129,6 +129,9 @@ def test_generated_entries_never_raise_never_store_a_rejected_one_and_never_bloc
     valid = [entry("valid-a", "a.example.com"), entry("valid-b", "b.example.com", maxPages=3)]
     Schedule.objects.all().delete()
     result = import_entries(entries=[valid[0], *generated, valid[1]])
+    outcomes = (result["created"] + result["updated"] + result["skipped"] + len(result["rejected"])
+                + len(result["held_back"]))
+    assert outcomes == len(generated) + 2  # each entry counted once
     stored = set(Schedule.objects.values_list("domain_config_id", flat=True))
     assert {"valid-a", "valid-b"} <= stored
     for dcid in stored - {"valid-a", "valid-b"}:
