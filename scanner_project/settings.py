@@ -158,7 +158,10 @@ API_SYNC_DEADLINE = env_float("API_SYNC_DEADLINE", 60.0, minimum=0.1)
 API_SYNC_RETRIES = env_int("API_SYNC_RETRIES", 3, minimum=0, maximum=10)
 API_SYNC_BACKOFF = env_float("API_SYNC_BACKOFF", 0.5, minimum=0)
 
-# --- History, metrics -----------------------------------------------------
+# --- History, metrics, health ---------------------------------------------
+# /healthz answers only its status to anonymous callers; a monitor that sends
+# "Authorization: Bearer <HEALTHZ_TOKEN>" (or a staff session) gets the details.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
 METRICS_ADDR = env_str("METRICS_ADDR", "0.0.0.0")

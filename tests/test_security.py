@@ -235,13 +235,14 @@ def test_health_and_metrics_reveal_no_secrets(client, settings, path):
 
 
 @pytest.mark.django_db
-def test_healthz_error_detail_for_an_unreachable_redis_shows_no_password(client):
+def test_healthz_error_detail_for_an_unreachable_redis_shows_no_password(client, settings):
+    settings.HEALTHZ_TOKEN = "monitor-token"  # the details are shown to monitors only
     password = "redis-pw-" + uuid.uuid4().hex
     url = closed_port_url().replace("http://", f"redis://user:{password}@").replace("/schedules", "/0")
     caches = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
                           "OPTIONS": {"CONNECTION_POOL_KWARGS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}}
     with override_settings(CACHES=caches, REDIS_URL=url):
-        response = client.get("/healthz")
+        response = client.get("/healthz", HTTP_AUTHORIZATION="Bearer monitor-token")
     body = response.content.decode()
     assert response.status_code == 503 and '"redis": {"status": "error"' in body, body
     assert password not in body and "redis://" not in body
