@@ -17,6 +17,12 @@ _LOOSE_USERINFO = re.compile(r"(?<![^\s'\"=(/:])[^/?#@\s'\":]+:[^/?#@\s'\"]*@")
 SHOWN_CHARS = 200
 
 
+def userinfo_in(text: str) -> list[str]:
+    """The user-info parts (``user:password@``) of the URLs in ``text``."""
+    found = [m.group(0)[len(m.group("lead")):] for m in _USERINFO.finditer(text)]
+    return found + [m.group(0) for m in _LOOSE_USERINFO.finditer(text)]
+
+
 def redact_userinfo(text: str) -> str:
     text = _USERINFO.sub(r"\g<lead>***@", text)
     return _LOOSE_USERINFO.sub("***@", text)

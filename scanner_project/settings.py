@@ -18,6 +18,7 @@ from .env import (
     env_str,
     env_timezone,
     local_secret_key,
+    private_sqlite_file,
     redis_url,
 )
 
@@ -93,6 +94,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    private_sqlite_file(DATABASES["default"])
     # Scheduler threads and the web process write concurrently; wait rather than
     # fail with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
@@ -184,6 +186,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# DEBUG error pages hide REDIS_URL, the cache LOCATION, tokens and URL user info.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "scanner_project.error_reports.SecretSettingsFilter"
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

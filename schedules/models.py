@@ -12,7 +12,7 @@ from scanner_project.redaction import shown
 
 from .json_limits import json_problem
 from .triggers import FREQUENCIES, TimeConfigError, build_trigger, check_once_not_past, describe, next_fire_times
-from .validators import validate_domain, validate_domain_config_id
+from .validators import normalize_domain, validate_domain, validate_domain_config_id
 
 
 def _default_timezone() -> str:
@@ -255,6 +255,10 @@ class Schedule(ChangeRecordingModel):
         return f"{self.domain} ({self.domain_config_id})"
 
     def clean(self):
+        try:
+            self.domain = normalize_domain(self.domain)  # stored as validated, not as given
+        except ValidationError:
+            pass  # already reported by the field's validator
         for name in ("time_config", "scan_settings"):
             problem = json_problem(getattr(self, name), name=name)
             if problem:

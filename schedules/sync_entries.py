@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from scanner_project.redaction import shown
 
 from .json_limits import json_problem
+from .validators import normalize_domain
 
 SCHEDULE_KEYS = {"frequency", "time", "timezone"}
 _HH_MM = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
@@ -114,12 +116,20 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
     if not isinstance(schedule["frequency"], str):
         raise _Reject(f"{dcid}: frequency: {shown(schedule['frequency'])} is not a string")
     return {
-        "domain": data["domain"],
+        "domain": _normalized(data["domain"]),
         "frequency": schedule["frequency"],
         "time_config": _time_config(dcid=dcid, value=schedule.get("time", {})),
         "timezone": schedule.get("timezone", settings.TIME_ZONE),
         "scan_settings": _without_nulls({k: v for k, v in data.items() if k not in ("domain", "schedule")}),
     }
+
+
+def _normalized(domain: str) -> str:
+    # Compared with the stored (normalized) domain: EXAMPLE.COM is no change.
+    try:
+        return normalize_domain(domain)
+    except ValidationError:
+        return domain  # the model rejects it, naming the value as sent
 
 
 def _without_nulls(values: dict[str, Any]) -> dict[str, Any]:
