@@ -162,23 +162,34 @@ class _Adapter(HTTPAdapter):
         self._destination = destination
         super().__init__(**kwargs)
 
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
+    def _pool_classes(self) -> dict:
+        return {
             "http": partial(_HTTPPool, destination=self._destination),
             "https": partial(_HTTPSPool, destination=self._destination),
         }
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes()
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        # Through a proxy (API calls honour HTTPS_PROXY) the socket to the
+        # proxy still goes through the destination, and so ends with the deadline.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes()
+        return manager
 
 
 class BoundedSession(requests.Session):
     """A session for one outbound call; closing it ends its deadline's timer."""
 
-    def __init__(self, deadline: Deadline) -> None:
+    def __init__(self, deadline: Deadline, *, public_only: bool) -> None:
         super().__init__()
         self.deadline = deadline
-        # Proxies from the environment would be connected to instead of the
-        # checked address.
-        self.trust_env = False
+        # A proxy from the environment would be connected to instead of the
+        # checked address: the probe ignores the environment (CA bundle
+        # included); the API and scan-API calls keep it.
+        self.trust_env = not public_only
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         try:
@@ -233,7 +244,7 @@ def build_session(
         raise_on_status=True,
     )
     bound = Deadline(deadline)
-    session = BoundedSession(bound)
+    session = BoundedSession(bound, public_only=public_only)
     destination = Destination(deadline=bound, public_only=public_only, allowed_networks=allowed_networks)
     adapter = _Adapter(destination=destination, max_retries=retry)
     session.mount("http://", adapter)

@@ -157,3 +157,17 @@ def test_headers_trickled_past_the_deadline_end_the_sync_within_it(api_server, s
     with pytest.raises(api_client.ApiDeadlineExceeded, match="within the API_SYNC_DEADLINE of 1.5 s"):
         sync_schedules_from_api(url=url)
     assert time.monotonic() - started < 1.5 + 1
+
+
+def test_through_an_http_proxy_a_trickling_answer_still_ends_at_the_deadline(api_server, sync_settings, monkeypatch):
+    # API calls honour HTTP_PROXY; the socket to the proxy is bounded like any other.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", api_server.url(""))
+    api_server.serve("http://api.invalid/schedules", trickle_headers)  # a proxy sees the absolute URL
+    sync_settings.REQUEST_TIMEOUT, sync_settings.API_SYNC_DEADLINE = 0.5, 1.5
+    started = time.monotonic()
+    with pytest.raises(api_client.ApiDeadlineExceeded, match="within the API_SYNC_DEADLINE of 1.5 s"):
+        sync_schedules_from_api(url="http://api.invalid/schedules")
+    assert api_server.hits["http://api.invalid/schedules"] == 1
+    assert time.monotonic() - started < 1.5 + 1
