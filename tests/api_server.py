@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -90,7 +91,7 @@ def trickle_headers(handler, server) -> None:
 
 
 class ApiServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: "ssl.SSLContext | None" = None) -> None:
         self.routes: dict[str, Behaviour] = {}
         self.hits: Counter[str] = Counter()
         self.authorization: list[str | None] = []
@@ -102,6 +103,7 @@ class ApiServer:
             def do_GET(self):
                 path = self.path.split("?")[0]
                 api.hits[path] += 1
+                api.hosts.append(self.headers.get("Host"))
                 api.authorization.append(self.headers.get("Authorization"))
                 behaviour = api.routes.get(path)
                 if behaviour is None:
@@ -133,11 +135,17 @@ class ApiServer:
                 return True
 
         self.httpd = Server((host, port), Handler)
+        self.server_names: list[str | None] = []  # TLS SNI, one per handshake
+        self.hosts: list[str | None] = []  # Host headers
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if isinstance(self.httpd.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     @property
     def port(self) -> int:

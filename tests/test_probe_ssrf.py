@@ -8,10 +8,13 @@ private server counts every TCP connection it accepts: none may arrive.
 
 import ipaddress
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
 import pytest
+import requests
 
 from schedules import addresses
 from schedules.http import DeadlineExceeded
@@ -169,3 +172,35 @@ def test_addresses_that_are_not_public_are_refused(address):
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "2002:5db8:d822::"])
 def test_public_addresses_are_allowed(address):
     assert addresses.refusal(ipaddress.ip_address(address)) is None
+
+
+@pytest.fixture
+def tls_public_server(tmp_path):
+    """HTTPS on 127.0.0.2 with a certificate for public.test only (made with openssl)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=public.test",
+                    "-addext", "subjectAltName=DNS:public.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with ApiServer(PUBLIC, tls=context) as server:
+        server.ca = str(cert)
+        yield server
+
+
+def test_https_to_the_pinned_address_keeps_the_name_for_sni_host_and_certificate(tls_public_server, probe, names):
+    from schedules.http import build_session
+
+    tls_public_server.serve("/", with_cookies("tls=1; Path=/"))
+    names["public.test"] = [[PUBLIC]]
+    names["other.test"] = [[PUBLIC]]
+    session = build_session(token="", retries=0, backoff=0, deadline=5, public_only=True,
+                            allowed_networks=(ipaddress.ip_network(f"{PUBLIC}/32"),))
+    with session:
+        response = session.get(f"https://public.test:{tls_public_server.port}/", verify=tls_public_server.ca, timeout=2)
+        assert response.status_code == 200 and response.cookies["tls"] == "1"
+        assert tls_public_server.server_names == ["public.test"]
+        assert tls_public_server.hosts == [f"public.test:{tls_public_server.port}"]
+        # Same address, another name: the certificate is checked against the name, not the address.
+        with pytest.raises(requests.exceptions.SSLError):
+            session.get(f"https://other.test:{tls_public_server.port}/", verify=tls_public_server.ca, timeout=2)
