@@ -53,12 +53,15 @@ def test_metrics_expose_queue_depth_and_oldest_age(backlog):
 
 @pytest.mark.django_db(transaction=True)  # /healthz reads in its own thread and connection
 def test_healthz_is_degraded_not_down_while_the_queue_is_late(backlog, settings):
-    response = Client().get("/healthz")
+    settings.HEALTHZ_TOKEN = "queue-test-token"
+    monitor = {"HTTP_AUTHORIZATION": "Bearer queue-test-token"}
+    response = Client().get("/healthz", **monitor)
     body = response.json()
     assert response.status_code == 200 and body["status"] == "degraded", body
     assert body["queue"]["status"] == "degraded" and body["queue"]["depth"] == 3
+    assert Client().get("/healthz").json() == {"status": "degraded"}, "anonymous callers see the status only"
     settings.QUEUE_WARN_SECONDS = 3600
-    body = Client().get("/healthz").json()
+    body = Client().get("/healthz", **monitor).json()
     assert body["status"] == "ok" and body["queue"]["status"] == "ok"
 
 

@@ -28,6 +28,7 @@ from .. import instances
 from ..jobs import JobChange, JobSpec, change_for, iter_specs
 from ..live import ChangeFeed
 from ..runners import get_runner
+from ..sync_loop import PeriodicSyncThread
 from . import startup
 from .claim import fire_slot
 from .config import RuntimeConfig
@@ -251,6 +252,9 @@ class SchedulerService:
         if self.taker is not None:
             self.loops.start("queue-taker", lambda: self.taker.run_until_stopped(self.loops.one_pass))
         self.feed.start()
+        if self.config.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
+            PeriodicSyncThread(instance_id=self.instance_id, interval=self.config.api_sync_interval,
+                               stop=self.stop_event, sync=self._api_sync).start()
         if self.config.metrics_port:
             from prometheus_client import start_http_server
 
@@ -280,8 +284,6 @@ class SchedulerService:
         self._every("diff", self.config.schedule_check_interval, self.feed.full_diff)
         self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
-        if self.config.enable_api_sync:
-            self._every("api_sync", self.config.api_sync_interval, self._api_sync)
         if self.config.history_retention_days:
             self._every("history_cleanup", 300.0, self._history_cleanup)
 
@@ -317,10 +319,11 @@ class SchedulerService:
     def _sweep_abandoned(self) -> None:
         sweep_abandoned(self.ctx, heartbeat_interval=self.heartbeat_interval)
 
-    def _api_sync(self) -> None:
+    def _api_sync(self, *, instance_id: str) -> None:
         from ..sync import run_periodic_sync
 
-        run_periodic_sync(instance_id=self.instance_id, enabled=self.config.enable_api_sync,
+        # This runtime's own switch and interval, not the settings read again.
+        run_periodic_sync(instance_id=instance_id, enabled=self.config.enable_api_sync,
                           interval=self.config.api_sync_interval)
 
     def _history_cleanup(self) -> None:

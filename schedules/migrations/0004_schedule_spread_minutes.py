@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('schedules', '0002_schedule_changes'),
+        ('schedules', '0003_schedule_from_api'),
     ]
 
     operations = [
