@@ -9,6 +9,7 @@ skewed still agree on which runs have stopped beating.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -237,10 +238,18 @@ def take_queued(*, instance_id: str, limit: int, now: datetime | None = None) ->
     if connection.vendor == "postgresql":
         # A CTE, not "IN (subquery)": PostgreSQL may run such a subquery once
         # per outer row, and each run would lock and return another row.
+        returned = ", ".join(f"{table}.{column}" for column in _TAKEN_COLUMNS)
         sql = (f"WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE {table} {assign} "
                f"FROM picked WHERE {table}.execution_id = picked.execution_id AND {table}.status = %s "
-               f"RETURNING {table}.execution_id")
+               f"RETURNING {returned}")
         params = [ExecutionStatus.QUEUED, limit, ExecutionStatus.RUNNING, instance_id, started, ExecutionStatus.QUEUED]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [dict(zip(_TAKEN_COLUMNS, row)) for row in cursor.fetchall()]
+        for row in rows:  # one round trip per take: this is on every slot's path
+            if isinstance(row["metadata"], str):
+                row["metadata"] = json.loads(row["metadata"])
+        return sorted(rows, key=_queue_order)
     else:
         sql = f"UPDATE {table} {assign} WHERE status = %s AND execution_id IN ({pick}) RETURNING execution_id"
         params = [ExecutionStatus.RUNNING, instance_id, started, ExecutionStatus.QUEUED, ExecutionStatus.QUEUED, limit]
@@ -249,9 +258,14 @@ def take_queued(*, instance_id: str, limit: int, now: datetime | None = None) ->
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
         return []
-    rows = JobExecution.objects.filter(execution_id__in=ids).values(
-        "execution_id", "schedule_id", "scheduled_for", "trigger", "metadata", "started_at", "created_at")
-    return sorted(rows, key=lambda row: (row["trigger"], row["scheduled_for"] or row["created_at"]))
+    return sorted(JobExecution.objects.filter(execution_id__in=ids).values(*_TAKEN_COLUMNS), key=_queue_order)
+
+
+_TAKEN_COLUMNS = ("execution_id", "schedule_id", "scheduled_for", "trigger", "metadata", "started_at", "created_at")
+
+
+def _queue_order(row: dict) -> tuple:
+    return row["trigger"], row["scheduled_for"] or row["created_at"]
 
 
 def requeue(*, execution_ids: list[uuid.UUID]) -> int:

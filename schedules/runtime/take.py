@@ -43,19 +43,31 @@ class QueueTaker:
         free = self.free
         if free <= 0 or self.ctx.stop.is_set():
             return 0
-        rows = history.take_queued(instance_id=self.ctx.instance_id, limit=free, now=self.ctx.clock())
+        rows = self._take(free)
         for row in rows:
-            with self.ctx.running_mutex:
-                # Registered before its thread starts, so that a shutdown waits
-                # for it and the watchdog keeps its heartbeat.
-                self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
             with self._mutex:
                 self._in_flight += 1
             self.pool.submit(with_fresh_connections(self._run), row).add_done_callback(self._done)
         return len(rows)
 
-    def _run(self, row: dict) -> str:
-        return run_taken(self.ctx, row, spec_of=self.spec_of)
+    def _take(self, limit: int) -> list[dict]:
+        rows = history.take_queued(instance_id=self.ctx.instance_id, limit=limit, now=self.ctx.clock())
+        with self.ctx.running_mutex:
+            for row in rows:
+                # Registered before its scan starts, so that a shutdown waits
+                # for it and the watchdog keeps its heartbeat.
+                self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
+        return rows
+
+    def _run(self, row: dict) -> None:
+        """Run the row, then go on taking one row at a time while the queue has
+        any: a busy queue costs no hand-over to the taker thread per slot."""
+        while row is not None:
+            run_taken(self.ctx, row, spec_of=self.spec_of)
+            if self.ctx.stop.is_set():
+                return
+            taken = self._take(1)
+            row = taken[0] if taken else None
 
     def _done(self, future) -> None:
         with self._mutex:
