@@ -8,6 +8,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from alerts.admin import AlertRuleInline
 from history.services import queue_manual_run
 
 from .admin_history import ScheduleHistoryMixin
@@ -69,6 +70,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
     actions = ("enable_schedules", "disable_schedules", "run_now")
+    inlines = (AlertRuleInline,)
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")

@@ -97,6 +97,9 @@ class SchedulerService:
         self._last_run: dict[str, float] = {}
         self._watchdog = threading.Thread(target=self._watchdog_loop, name="lock-watchdog", daemon=True)
         self._startup_writes: threading.Thread | None = None
+        from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
+
+        self.alerts = AlertLoop(instance_id=self.instance_id)
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -293,6 +296,7 @@ class SchedulerService:
             self._every("api_sync", self.api_sync_interval, self._api_sync)
         if settings.HISTORY_RETENTION_DAYS:
             self._every("history_cleanup", 300.0, self._history_cleanup)
+        self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
@@ -328,9 +332,11 @@ class SchedulerService:
             logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
 
     def _api_sync(self) -> None:
+        from alerts.checks import note_sync_result
+
         from .sync import run_periodic_sync
 
-        run_periodic_sync(instance_id=self.instance_id)
+        note_sync_result(run_periodic_sync(instance_id=self.instance_id), instance_id=self.instance_id)
 
     def _history_cleanup(self) -> None:
         from history.cleanup import cleanup_if_due
