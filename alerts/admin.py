@@ -72,11 +72,10 @@ class DeliveryAdmin(ReadOnlyAdmin):
         return obj.alert.title if obj.alert_id else f"summary: {obj.summary_text.partition(chr(10))[0]}"
 
 
-class AlertRuleInline(admin.StackedInline):
-    """On the schedule page: its own failure threshold."""
+@admin.register(ScheduleAlertRule)
+class ScheduleAlertRuleAdmin(admin.ModelAdmin):
+    """A schedule's own threshold; schedules without one use ALERT_AFTER_FAILURES."""
 
-    model = ScheduleAlertRule
-    extra = 0
-    max_num = 1
-    verbose_name = "alert threshold (default ALERT_AFTER_FAILURES)"
-    verbose_name_plural = "alert threshold"
+    list_display = ("schedule", "after_failures")
+    search_fields = ("schedule__domain", "schedule__domain_config_id")
+    raw_id_fields = ("schedule",)

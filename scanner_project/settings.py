@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "history",
     "schedules",
     "alerts",
+    "pauses",
 ]
 
 MIDDLEWARE = [

@@ -8,8 +8,8 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-from alerts.admin import AlertRuleInline
 from history.services import queue_manual_run
+from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
 
 from .admin_history import ScheduleHistoryMixin
 from .admin_sync import sync_view
@@ -56,7 +56,7 @@ class ScanProfileForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin):
+class ScheduleAdmin(ValidSelectionMixin, PauseSectionMixin, ScheduleHistoryMixin, admin.ModelAdmin):
     form = ScheduleForm
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
     list_filter = ("frequency", "enabled", "last_status")
@@ -69,8 +69,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
         ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
-    actions = ("enable_schedules", "disable_schedules", "run_now")
-    inlines = (AlertRuleInline,)
+    actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected)
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")

@@ -165,6 +165,8 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         except DatabaseError as exc:
             ctx.db_outage.down(exc, "missed slots are only logged")
         return ExecutionStatus.MISSED
+    if _skipped_for_pause(ctx, spec, scheduled_for):
+        return ExecutionStatus.SKIPPED
     if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down and not ctx.slot_gate.first(
         spec.schedule_id, scheduled_for, ctx.instance_id
     ):
@@ -182,6 +184,24 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         return None
     metrics.SLOT_START_DELAY.observe(max((ctx.clock() - scheduled_for).total_seconds(), 0.0))
     return execute(ctx, spec, claimed, scheduled_for=scheduled_for, trigger="scheduled")
+
+
+def _skipped_for_pause(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> bool:
+    """A paused schedule's slot is recorded skipped with the pause's note (once,
+    by whichever instance inserts the row first)."""
+    from pauses.selectors import paused_reason
+
+    try:
+        reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
+        if reason:
+            history.record_unrun_slot(
+                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                scheduled_for=scheduled_for, instance_id=ctx.instance_id, reason=reason,
+                status=ExecutionStatus.SKIPPED,
+            )
+    except DatabaseError:
+        return False  # the claim that follows waits out the outage
+    return bool(reason)
 
 
 def _too_late(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str:

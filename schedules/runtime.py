@@ -297,6 +297,7 @@ class SchedulerService:
         if settings.HISTORY_RETENTION_DAYS:
             self._every("history_cleanup", 300.0, self._history_cleanup)
         self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
+        self._every("pauses", 10.0, self._close_expired_pauses)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
@@ -337,6 +338,11 @@ class SchedulerService:
         from .sync import run_periodic_sync
 
         note_sync_result(run_periodic_sync(instance_id=self.instance_id), instance_id=self.instance_id)
+
+    def _close_expired_pauses(self) -> None:
+        from pauses.services import close_expired
+
+        close_expired(now=self.executor.db_now())
 
     def _history_cleanup(self) -> None:
         from history.cleanup import cleanup_if_due
