@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from scanner_project.admin_sections import page_section
+
 from .models import SchedulePause
 from .services import pause_schedules, resume_schedules
 
@@ -57,20 +59,9 @@ def resume_selected(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Resumed {count} paused schedule(s).", messages.SUCCESS)
 
 
-class PauseSectionMixin:
+class PauseSectionMixin(page_section("Pause", ("pause_state",), first=True)):
     """A "Pause" section on a saved schedule's page: whether it is paused,
     by whom, why and until when, and its earlier pauses."""
-
-    pause_fields = ("pause_state",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), *self.pause_fields)
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or obj.pk is None:
-            return fieldsets
-        return (*fieldsets[:1], ("Pause", {"fields": self.pause_fields}), *fieldsets[1:])
 
     @admin.display(description="pause")
     def pause_state(self, obj):

@@ -10,6 +10,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import recording as audit
+from audit.models import AuditAction
+from schedules.models import Schedule
+
 from .models import SchedulePause
 
 AUTOMATIC = "automatic"
@@ -43,6 +47,9 @@ def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: st
         new = [SchedulePause(schedule_id=pk, reason=reason, paused_by=paused_by, paused_at=now, resume_at=resume_at)
                for pk in dict.fromkeys(schedule_ids) if pk not in already]
         SchedulePause.objects.bulk_create(new)
+        until = resume_at.isoformat(timespec="seconds") if resume_at else "resumed by hand"
+        audit.record_event(Schedule, [p.schedule_id for p in new], action=AuditAction.PAUSE,
+                           changes={"paused": [None, f"{reason} (until {until})"]})
     return len(new)
 
 
@@ -52,5 +59,7 @@ def resume_schedules(*, schedule_ids: list[uuid.UUID], resumed_by: str, now: dat
     with transaction.atomic():
         close_expired(schedule_ids=schedule_ids, now=now)
         pauses = SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
+        ids = list(pauses.values_list("schedule_id", flat=True))
         count = pauses.update(resumed_at=now, resumed_by=resumed_by)
+        audit.record_event(Schedule, ids, action=AuditAction.RESUME, changes={"paused": ["yes", None]})
     return count

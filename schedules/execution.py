@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from history import services as history
 from history.models import ExecutionStatus
+from history.wording import duration_in_words
 from scanner_project import metrics
 
 from .jobs import JobSpec
@@ -207,7 +208,7 @@ def _skipped_for_pause(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) 
 def _too_late(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> str:
     now = ctx.clock()
     if now - scheduled_for > timedelta(seconds=ctx.misfire_grace):
-        return f"missed by {now - scheduled_for}: later than the grace time"
+        return f"missed by {duration_in_words(now - scheduled_for)}: later than the grace time"
     if ctx.coalesce:
         later = spec.trigger.get_next_fire_time(scheduled_for, scheduled_for + timedelta(microseconds=1))
         if later is not None and later <= now:

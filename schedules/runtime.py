@@ -345,9 +345,11 @@ class SchedulerService:
         close_expired(now=self.executor.db_now())
 
     def _history_cleanup(self) -> None:
+        from audit.cleanup import cleanup_old_entries
         from history.cleanup import cleanup_if_due
 
-        cleanup_if_due(instance_id=self.instance_id)
+        if cleanup_if_due(instance_id=self.instance_id) is not None:  # this instance's daily turn
+            cleanup_old_entries(days=settings.HISTORY_RETENTION_DAYS, now=self.executor.db_now())
 
     def _watchdog_loop(self) -> None:
         """Renews the locks and heartbeats of running scans every third of the

@@ -20,6 +20,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.actor import on_behalf
+from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
 
 from .api_client import SyncError, fetch_entries
@@ -124,7 +126,8 @@ def import_entries(
         plan.disable.append(Schedule(**{**row, "enabled": False, "next_run": None, "updated_at": now}))
         plan.changes.append(f"disable {dcid} ({row['domain']}): not in the API's answer")
     if not dry_run:
-        _write(plan=plan)
+        with on_behalf(ActorKind.API_SYNC):
+            _write(plan=plan)
     result = {
         "created": len(plan.create),
         "updated": len(plan.update),
