@@ -18,12 +18,11 @@ import logging
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from datetime import timedelta
-
-from django.db.models import Max, Q
+from django.db.models import Max
 from django.db.models.functions import Now
 
 from .jobs import JobSpec, enabled_digests, iter_specs, load_spec
@@ -133,8 +132,10 @@ class ChangeFeed:
             return self._poll()
 
     def _poll(self) -> int:
-        rows = list(ScheduleChange.objects.filter(Q(id__gt=self.highest) | Q(id__in=list(self._gaps)))
-                    .values_list("id", "schedule_id", "profile_id"))
+        # From the lowest open id: a range, however many ids a rolled-back bulk write left open.
+        since = min(self._gaps, default=self.highest + 1) - 1
+        rows = [row for row in ScheduleChange.objects.filter(id__gt=since).values_list("id", "schedule_id", "profile_id")
+                if row[0] > self.highest or row[0] in self._gaps]
         schedule_ids = {sid for _, sid, _ in rows if sid is not None}
         profile_ids = {pid for _, _, pid in rows if pid is not None}
         if profile_ids:

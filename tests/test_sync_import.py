@@ -81,7 +81,9 @@ def test_changed_entries_are_updated_in_bulk(api_server, sync_settings, publishe
     with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
         result = sync_schedules_from_api(url=api_server.serve_json("/v2", changed))
     assert (result["created"], result["updated"], result["skipped"]) == (0, 2, 48)
-    assert len(_writes(queries.captured_queries)) == 1  # one bulk UPDATE
+    writes = _writes(queries.captured_queries)
+    assert len(writes) == 2, writes  # one bulk UPDATE, and its rows in the change log
+    assert writes[0].startswith('INSERT INTO "schedule_changes"') and writes[1].startswith('UPDATE "schedules"')
     first, second = Schedule.objects.get(domain_config_id="cfg-00000"), Schedule.objects.get(domain_config_id="cfg-00001")
     assert first.time_config["hour"] == 7 and first.next_run.hour == 7
     assert first.updated_at > before["cfg-00000"].updated_at
