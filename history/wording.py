@@ -14,7 +14,7 @@ def duration_in_words(delta: timedelta) -> str:
     seconds = delta.total_seconds()
     if seconds < 60:
         return f"{max(seconds, 0):.0f} s"
-    return timesince(_EPOCH, _EPOCH + delta, depth=1)
+    return timesince(_EPOCH, _EPOCH + delta, depth=1).replace("\xa0", " ")
 
 
 def lateness(*, scheduled_for: datetime | None, started_at: datetime | None) -> str:
