@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import ValidationError
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from scanner_project.admin_forms import action_with_form
 from scanner_project.admin_sections import page_section
 
 from .models import SchedulePause
@@ -29,27 +27,20 @@ class PauseForm(forms.Form):
 
 @admin.action(description="Pause selected schedules (with a note)…", permissions=["change"])
 def pause_selected(modeladmin, request, queryset):
-    form = PauseForm(request.POST if "apply" in request.POST else None)
-    if form.is_valid():
-        try:
-            count = pause_schedules(
-                schedule_ids=list(queryset.values_list("pk", flat=True)), reason=form.cleaned_data["reason"],
-                resume_at=form.cleaned_data["resume_at"], paused_by=request.user.get_username(),
-            )
-        except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        else:
-            skipped = queryset.count() - count
-            modeladmin.message_user(
-                request, f"Paused {count} schedule(s); their slots are recorded skipped with your note"
-                + (f" ({skipped} already paused, left as they were)." if skipped else "."), messages.SUCCESS)
-            return None
-    return TemplateResponse(request, "admin/pauses/pause_form.html", {
-        **modeladmin.admin_site.each_context(request), "title": "Pause schedules", "form": form,
-        "schedules": queryset, "action_checkbox_name": ACTION_CHECKBOX_NAME, "opts": modeladmin.model._meta,
-        "now": timezone.localtime(),
-    })
+    def apply(data: dict) -> str:
+        count = pause_schedules(schedule_ids=list(queryset.values_list("pk", flat=True)), reason=data["reason"],
+                                resume_at=data["resume_at"], paused_by=request.user.get_username())
+        skipped = queryset.count() - count
+        return (f"Paused {count} schedule(s); their slots are recorded skipped with your note"
+                + (f" ({skipped} already paused, left as they were)." if skipped else "."))
+
+    zone = timezone.get_current_timezone_name()
+    return action_with_form(
+        modeladmin, request, queryset, form_class=PauseForm, action="pause_selected", title="Pause schedules",
+        submit=f"Pause {queryset.count()} schedule(s)", apply=apply,
+        intro="Pausing is not disabling: the schedules stay loaded, and every slot that falls in the pause is "
+              f"recorded skipped with your note, so their history shows why nothing ran. Times are {zone}.",
+    )
 
 
 @admin.action(description="Resume selected schedules", permissions=["change"])

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "audit",
     "alerts",
     "pauses",
+    "reruns",
 ]
 
 MIDDLEWARE = [

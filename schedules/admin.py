@@ -12,6 +12,7 @@ from django.utils.html import format_html_join
 from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from history.services import queue_manual_run
 from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
+from reruns.admin import rerun_missed
 
 from .admin_history import ScheduleHistoryMixin
 from .admin_sync import sync_view
@@ -90,7 +91,7 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
         ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
-    actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected)
+    actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected, rerun_missed)
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")

@@ -298,6 +298,7 @@ class SchedulerService:
             self._every("history_cleanup", 300.0, self._history_cleanup)
         self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
         self._every("pauses", 10.0, self._close_expired_pauses)
+        self._every("reruns", 1.0, self._queue_reruns)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
@@ -338,6 +339,11 @@ class SchedulerService:
         from .sync import run_periodic_sync
 
         note_sync_result(run_periodic_sync(instance_id=self.instance_id), instance_id=self.instance_id)
+
+    def _queue_reruns(self) -> None:
+        from reruns.services import promote_waiting
+
+        promote_waiting()
 
     def _close_expired_pauses(self) -> None:
         from pauses.services import close_expired
