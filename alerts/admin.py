@@ -4,18 +4,9 @@ a read-only record of what was sent, when, and what went wrong."""
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from scanner_project.admin_readonly import ReadOnlyAdmin
+
 from .models import Alert, AlertChannel, Delivery, ScheduleAlertRule
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AlertChannel)

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from scanner_project.admin_readonly import ReadOnlyAdmin
 from scanner_project.admin_sections import page_section
 
 from .actor import acting_as
@@ -33,21 +34,12 @@ def who(entry: AuditEntry) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "action", "object_label", "model", "who", "what")
     list_filter = ("model", "action", "actor_kind", ("created_at", admin.DateFieldListFilter))
     search_fields = ("object_label", "actor", "=object_id")
     readonly_fields = ("created_at", "model", "object_id", "object_label", "action", "actor_kind", "actor", "what")
     exclude = ("changes",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="who")
     def who(self, obj):

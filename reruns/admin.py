@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.utils import timezone
 
 from scanner_project.admin_forms import action_with_form
+from scanner_project.admin_readonly import ReadOnlyAdmin
 from schedules.instances import live_instances
 
 from .models import SlotRerun
@@ -52,17 +53,8 @@ def rerun_missed(modeladmin, request, queryset):
 
 
 @admin.register(SlotRerun)
-class SlotRerunAdmin(admin.ModelAdmin):
+class SlotRerunAdmin(ReadOnlyAdmin):
     list_display = ("requested_at", "scheduled_for", "schedule_id", "status", "requested_by", "rerun_execution_id")
     list_filter = ("status",)
     readonly_fields = ("missed_execution_id", "schedule_id", "scheduled_for", "status", "rerun_execution_id",
                        "requested_by", "requested_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
