@@ -88,7 +88,7 @@ def tracking(model, pks: list, *, names: Iterable[str] | None = None):
 
 def record_created(model, pks: list) -> None:
     fields = audited_fields(model)
-    _write([_entry(model, pk, row, AuditAction.CREATE, {f: [None, row[f]] for f in fields})
+    _write([_entry(model, pk, row, AuditAction.CREATE, {f: [None, row[f]] for f in fields if row[f] is not None})
             for pk, row in snapshot(model, pks, fields).items()])
 
 

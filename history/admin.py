@@ -98,7 +98,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
             note = "not run"
         else:
             note = lateness(scheduled_for=obj.scheduled_for, started_at=obj.started_at)
-        return format_html('{}<br><small class="lateness">{}</small>', when, note)
+        return format_html('<span class="nowrap">{}</span><br><small class="lateness">{}</small>', when, note)
 
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, obj):

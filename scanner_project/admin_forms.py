@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from django import forms
+from django.contrib import messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
@@ -23,7 +24,7 @@ def action_with_form(modeladmin, request, queryset, *, form_class: type[forms.Fo
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
-            modeladmin.message_user(request, message)
+            modeladmin.message_user(request, message, messages.SUCCESS)
             return None
     return TemplateResponse(request, "admin/action_form.html", {
         **modeladmin.admin_site.each_context(request), "title": title, "intro": intro, "form": form,
