@@ -124,3 +124,50 @@ def test_alert_list_is_read_only_in_admin(client, admin_user, hook):
     page = client.get("/admin/alerts/alert/")
     assert b"Queue behind" in page.content and b"pending (0 tries)" in page.content
     assert client.get("/admin/alerts/alert/add/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)  # the pass gives its connection back, as in its own thread
+def test_a_failing_check_does_not_stop_the_others_or_the_loop(monkeypatch, hook, caplog):
+    from alerts.loop import AlertLoop
+
+    def broken(**kwargs):
+        raise RuntimeError("streak query broke")
+
+    monkeypatch.setattr(checks, "check_schedule_streaks", broken)
+    JobExecution.objects.create(job_id="schedule:x", domain="q.example.com", domain_config_id="q", status="queued",
+                                trigger="manual", started_at=Now())
+    JobExecution.objects.update(created_at=Now() - timedelta(hours=1))
+    loop = AlertLoop(instance_id="test")
+    loop._pass()  # what the main loop's thread runs: logs, never raises
+    assert "Alert check schedule streaks failed" in caplog.text
+    assert list(Alert.objects.values_list("kind", flat=True)) == ["queue_behind", "no_live_instance"]
+    monkeypatch.setattr("alerts.loop.dispatch_all", lambda: 1 / 0)
+    loop._pass()
+    assert "Alert pass failed" in caplog.text
+
+
+def test_a_delivery_is_retried_with_backoff_then_given_up(hook, settings):
+    settings.ALERT_RETRY_BACKOFF = 60.0
+    hook.down.set()
+    checks.check_queue_age(age_seconds=700.0, threshold_seconds=600)
+    assert dispatch_all() == 0
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1) and "503" in delivery.last_error
+    assert dispatch_all() == 0 and Delivery.objects.get().attempts == 1  # not due again for a minute
+    Delivery.objects.update(next_attempt_at=Now(), created_at=Now() - timedelta(days=2))
+    assert dispatch_all() == 0
+    assert (Delivery.objects.get().status, Delivery.objects.get().attempts) == ("failed", 2)
+    assert hook.refused == 6  # each attempt: the request and urllib3's two quick retries
+
+
+def test_more_alerts_than_the_rate_limit_fold_into_one_summary(hook, settings, make_schedule):
+    settings.ALERT_RATE_LIMIT = 3
+    for n in range(10):
+        checks.claim(kind="schedule_failing", subject=f"s{n}", firing=True, title=f"Failing: s{n}", text="x")
+    assert dispatch_all() == 3
+    assert [body.get("summary", {}).get("count") for _, _, body in hook.messages] == [None, None, 8]
+    assert "Failing: s2" in hook.messages[2][2]["text"]
+    assert Delivery.objects.filter(status="folded").count() == 8
+    checks.claim(kind="schedule_failing", subject="s10", firing=True, title="Failing: s10", text="x")
+    assert dispatch_all() == 0  # the minute's budget is spent: it waits, it is not dropped
+    assert Delivery.objects.filter(status="pending").count() == 1
