@@ -166,8 +166,6 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         except DatabaseError as exc:
             ctx.db_outage.down(exc, "missed slots are only logged")
         return ExecutionStatus.MISSED
-    if _skipped_for_pause(ctx, spec, scheduled_for):
-        return ExecutionStatus.SKIPPED
     if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down and not ctx.slot_gate.first(
         spec.schedule_id, scheduled_for, ctx.instance_id
     ):
@@ -183,25 +181,27 @@ def run_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: b
         metrics.CLAIM_LOSSES.inc()
         logger.debug("Slot %s of %s claimed by another instance", scheduled_for, spec.job_id)
         return None
+    if _skipped_for_pause(ctx, spec, claimed, scheduled_for):
+        return ExecutionStatus.SKIPPED
     metrics.SLOT_START_DELAY.observe(max((ctx.clock() - scheduled_for).total_seconds(), 0.0))
     return execute(ctx, spec, claimed, scheduled_for=scheduled_for, trigger="scheduled")
 
 
-def _skipped_for_pause(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> bool:
-    """A paused schedule's slot is recorded skipped with the pause's note (once,
-    by whichever instance inserts the row first)."""
+def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
+    """A paused schedule's claimed slot is recorded skipped with the pause's
+    note. Checked after the claim: one query per slot, by the one instance
+    that won it."""
     from pauses.selectors import paused_reason
 
     try:
         reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
-        if reason:
-            history.record_unrun_slot(
-                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
-                scheduled_for=scheduled_for, instance_id=ctx.instance_id, reason=reason,
-                status=ExecutionStatus.SKIPPED,
-            )
     except DatabaseError:
-        return False  # the claim that follows waits out the outage
+        return False  # unknown: run it rather than lose the slot
+    if reason:
+        logger.info("Slot %s of %s skipped: %s", scheduled_for, spec.job_id, reason,
+                    **_log_extra(ctx, spec, execution_id, scheduled_for))
+        _finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, ctx.clock(), error_message=reason,
+                metadata={"instance_id": ctx.instance_id, "trigger": "scheduled", "reason": reason})
     return bool(reason)
 
 
