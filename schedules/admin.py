@@ -19,7 +19,7 @@ from .admin_sync import sync_view
 from .instances import live_instances
 from .models import ScanProfile, Schedule, SchedulerInstance
 from .notify import publish_schedule_changes
-from .triggers import TimeConfigError
+from .triggers import TimeConfigError, skipped_months_warning
 
 UPCOMING_COUNT = 5
 
@@ -123,6 +123,9 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
             # The API import leaves hand edits alone unless forced.
             obj.edited_manually = True
         super().save_model(request, obj, form, change)
+        warning = skipped_months_warning(obj.frequency, obj.time_config)
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
 
     def _set_enabled(self, request, queryset, enabled: bool):
         ids = list(queryset.values_list("schedule_id", flat=True))

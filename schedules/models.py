@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit import recording as audit
 
-from .triggers import FREQUENCIES, TimeConfigError, build_trigger, describe, next_fire_times
+from .triggers import FREQUENCIES, TimeConfigError, build_trigger, check_once_not_past, describe, next_fire_times
 from .validators import validate_domain, validate_domain_config_id
 
 
@@ -275,6 +275,8 @@ class Schedule(ChangeRecordingModel):
             raise ValidationError({"frequency": f"frequency: {self.frequency!r} is not one of {', '.join(FREQUENCIES)}"})
         try:
             build_trigger(self.frequency, self.time_config, self.timezone)
+            if self._when_is_new():
+                check_once_not_past(self.frequency, self.time_config, self.timezone, now=timezone.now())
         except TimeConfigError as exc:
             field = exc.field.split(".")[0]
             raise ValidationError({field: str(exc)}) from None
@@ -284,6 +286,15 @@ class Schedule(ChangeRecordingModel):
             validate_scan_settings(self.scan_settings)
         except ValidationError as exc:
             raise ValidationError({"scan_settings": f"scan_settings.{exc.messages[0]}"}) from None
+
+    def _when_is_new(self) -> bool:
+        """True unless the stored row already has this frequency, time_config and
+        timezone: a ``once`` that has passed may stay as it is (it never runs
+        again), but a new or changed one must be in the future."""
+        if self._state.adding or self.frequency != self.Frequency.ONCE:
+            return True
+        stored = Schedule.objects.filter(pk=self.pk).values_list("frequency", "time_config", "timezone").first()
+        return stored != (self.frequency, self.time_config, self.timezone)
 
     def unique_error_message(self, model_class, unique_check):
         # Django's default ("Schedule with this Domain config id already

@@ -1,7 +1,9 @@
 """From a schedule's frequency and time_config to an APScheduler trigger.
 
-All date arithmetic is APScheduler's. This module only validates the stored
-shape (with errors that name the field and the value) and picks the trigger.
+This module validates the stored shape (with errors that name the field and
+the value) and picks the trigger. Every calendar frequency becomes a classic
+cron expression for ``cron.LocalTimeTrigger``, the one place where wall times
+become instants under the DST rules; interval and once stay APScheduler's.
 Triggers are pure: the same (frequency, time_config, timezone) gives the same
 fire times on every instance, which is what lets instances agree on slots.
 """
@@ -15,13 +17,17 @@ from functools import lru_cache
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from croniter import croniter
+
+from .cron import CronSyntaxError, LocalTimeTrigger, parse_classic
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WEEKDAY_ABBR = {name: name[:3] for name in WEEKDAYS}
+# Months without a 29th, 30th or 31st (February counted as without a 29th).
+_SHORT_MONTHS = {29: "February (except in leap years)", 30: "February", 31: "February, April, June, September and November"}
 
 # Interval slots are counted from a fixed epoch, not from the moment a process
 # loaded the job: every instance then computes the same slots.
@@ -36,26 +42,6 @@ _ALLOWED_KEYS = {
     "interval": set(_INTERVAL_UNITS),
     "once": {"at"},
 }
-
-
-class WallClockCronTrigger(CronTrigger):
-    """A CronTrigger that fires once per wall-clock time.
-
-    On the day clocks fall back, 02:30 happens twice; CronTrigger fires at both.
-    A daily, weekly or monthly scan should run once, so the repeat (fold=1) of
-    the wall time just fired is skipped. APScheduler still does the arithmetic.
-    """
-
-    def get_next_fire_time(self, previous_fire_time, now):
-        fire = super().get_next_fire_time(previous_fire_time, now)
-        if (
-            fire is not None
-            and previous_fire_time is not None
-            and fire.fold == 1
-            and fire.replace(tzinfo=None) == previous_fire_time.astimezone(fire.tzinfo).replace(tzinfo=None)
-        ):
-            fire = super().get_next_fire_time(fire, fire.astimezone(dt_timezone.utc) + timedelta(microseconds=1))
-        return fire
 
 
 class TimeConfigError(ValueError):
@@ -123,23 +109,16 @@ def _interval(config: dict) -> dict[str, int]:
     return units
 
 
-def _cron_expression(config: dict, tz: zoneinfo.ZoneInfo) -> CronTrigger:
-    expression = config.get("expression")
+def _cron_walls(expression: Any) -> tuple[str, croniter]:
     if not isinstance(expression, str) or not expression.strip():
         raise TimeConfigError("time_config.expression", f"{expression!r} is not a crontab expression")
-    if len(expression.split()) != 5:
-        raise TimeConfigError(
-            "time_config.expression",
-            f"{expression!r} has {len(expression.split())} fields; a crontab has five "
-            "(minute hour day month weekday)",
-        )
     try:
-        return CronTrigger.from_crontab(expression, timezone=tz)
-    except ValueError as exc:
-        raise TimeConfigError("time_config.expression", f"{expression!r}: {exc}") from None
+        return parse_classic(expression)
+    except CronSyntaxError as exc:
+        raise TimeConfigError("time_config.expression", str(exc)) from None
 
 
-def _once(config: dict, tz: zoneinfo.ZoneInfo) -> DateTrigger:
+def _once_at(config: dict, tz: zoneinfo.ZoneInfo) -> datetime:
     raw = config.get("at")
     if not isinstance(raw, str):
         raise TimeConfigError("time_config.at", f"{raw!r} is not an ISO-8601 date and time")
@@ -147,7 +126,37 @@ def _once(config: dict, tz: zoneinfo.ZoneInfo) -> DateTrigger:
         when = datetime.fromisoformat(raw)
     except ValueError:
         raise TimeConfigError("time_config.at", f"{raw!r} is not an ISO-8601 date and time") from None
-    return DateTrigger(run_date=when, timezone=tz)
+    # A naive time is a wall time in the schedule's zone; fold=0 applies the
+    # same DST rules as the calendar frequencies (gap: forward by its length).
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.astimezone(dt_timezone.utc).astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
+
+
+def check_once_not_past(frequency: str, time_config: Any, timezone: str, *, now: datetime) -> None:
+    """New or changed ``once`` schedules must be in the future: one in the past
+    would never run. Stored rows are not checked here, so an old one still
+    loads (and is recorded as missed once). Raises TimeConfigError."""
+    if frequency != "once" or not isinstance(time_config, dict):
+        return
+    when = _once_at(time_config, parse_timezone(timezone))
+    if when <= now:
+        raise TimeConfigError(
+            "time_config.at",
+            f"{time_config['at']!r} is in the past (now {now.astimezone(when.tzinfo).isoformat(timespec='seconds')}); "
+            "a once schedule must be in the future",
+        )
+
+
+def skipped_months_warning(frequency: str, time_config: Any) -> str | None:
+    """Monthly on day 29-31 skips the months without that day (as cron does)."""
+    day = time_config.get("day") if frequency == "monthly" and isinstance(time_config, dict) else None
+    if day not in _SHORT_MONTHS:
+        return None
+    return (
+        f"time_config.day: {day} does not occur in {_SHORT_MONTHS[day]}; those months are skipped. "
+        'Use "day": "last" to run on the last day of every month.'
+    )
 
 
 def parse_timezone(name: Any) -> zoneinfo.ZoneInfo:
@@ -169,33 +178,32 @@ def build_trigger(frequency: str, time_config: Any, timezone: str) -> BaseTrigge
     if unknown:
         raise TimeConfigError(f"time_config.{unknown[0]}", f"is not a setting of a {frequency} schedule")
     tz = parse_timezone(timezone)
-    if frequency == "hourly":
-        return CronTrigger(minute=_int_field(time_config, "minute", 0, 59), timezone=tz)
-    if frequency == "daily":
-        return WallClockCronTrigger(
-            hour=_int_field(time_config, "hour", 0, 23),
-            minute=_int_field(time_config, "minute", 0, 59),
-            timezone=tz,
-        )
-    if frequency == "weekly":
-        return WallClockCronTrigger(
-            day_of_week=",".join(_WEEKDAY_ABBR[d] for d in _weekdays(time_config)),
-            hour=_int_field(time_config, "hour", 0, 23),
-            minute=_int_field(time_config, "minute", 0, 59),
-            timezone=tz,
-        )
-    if frequency == "monthly":
-        return WallClockCronTrigger(
-            day=_month_day(time_config),
-            hour=_int_field(time_config, "hour", 0, 23),
-            minute=_int_field(time_config, "minute", 0, 59),
-            timezone=tz,
-        )
-    if frequency == "cron":
-        return _cron_expression(time_config, tz)
     if frequency == "interval":
         return IntervalTrigger(**_interval(time_config), start_date=INTERVAL_EPOCH, timezone=tz)
-    return _once(time_config, tz)
+    if frequency == "once":
+        return DateTrigger(run_date=_once_at(time_config, tz), timezone=tz)
+    if frequency == "cron":
+        text, walls = _cron_walls(time_config.get("expression"))
+        return LocalTimeTrigger(text, tz, walls)
+    return LocalTimeTrigger(calendar_cron(frequency, time_config), tz)
+
+
+def calendar_cron(frequency: str, time_config: dict) -> str:
+    """The cron line of a calendar frequency (validated): hourly {"minute": 5}
+    is "5 * * * *"; monthly {"day": "last", ...} uses croniter's L."""
+    if frequency == "hourly":
+        return f"{_int_field(time_config, 'minute', 0, 59)} * * * *"
+    if frequency == "weekly":
+        days = ",".join(_WEEKDAY_ABBR[d] for d in _weekdays(time_config))
+    elif frequency == "monthly":
+        day = _month_day(time_config)
+    hour = _int_field(time_config, "hour", 0, 23)
+    minute = _int_field(time_config, "minute", 0, 59)
+    if frequency == "daily":
+        return f"{minute} {hour} * * *"
+    if frequency == "weekly":
+        return f"{minute} {hour} * * {days}"
+    return f"{minute} {hour} {'L' if day == 'last' else day} * *"
 
 
 @lru_cache(maxsize=4096)
