@@ -41,10 +41,8 @@ def check_schedule_streaks(*, finished_within: timedelta, instance_id: str = "")
     rules = dict(ScheduleAlertRule.objects.filter(schedule_id__in=to_check).values_list("schedule_id", "after_failures"))
     names = dict(Schedule.objects.filter(schedule_id__in=to_check).values_list("schedule_id", "domain"))
     claimed = 0
-    for subject in sorted(to_check):
-        schedule_id = next((pk for pk in names if str(pk) == subject), None)
-        if schedule_id is None:
-            continue  # deleted meanwhile
+    for schedule_id in sorted(names, key=str):  # a deleted schedule is gone from names
+        subject = str(schedule_id)
         threshold = rules.get(schedule_id, settings.ALERT_AFTER_FAILURES)
         last = list(
             JobExecution.objects.filter(schedule_id=schedule_id, status__in=_OUTCOMES)
