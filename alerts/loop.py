@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from . import checks
-from .channels import register_environment_channels
+from .channels import environment_channels, register_environment_channels
 from .delivery import dispatch_all
 
 logger = logging.getLogger("alerts")
@@ -26,6 +26,7 @@ MARGIN = timedelta(seconds=30)
 
 class AlertLoop:
     def __init__(self, *, instance_id: str):
+        environment_channels()  # a bad ALERT_EMAILS / ALERT_WEBHOOK_URLS stops the start, naming the value
         self.instance_id = instance_id
         self._last: float | None = None
         self._registered = False

@@ -40,6 +40,10 @@ def test_a_bad_channel_in_the_environment_is_named(settings, name, value, shown)
     setattr(settings, name, value)
     with pytest.raises(ImproperlyConfigured, match=shown):
         environment_channels()
+    from alerts.loop import AlertLoop
+
+    with pytest.raises(ImproperlyConfigured, match=shown):
+        AlertLoop(instance_id="start")  # runscheduler stops at start, not in its alert thread
 
 
 def test_api_sync_failing_n_times_alerts_once_and_recovers_once(settings, hook):
