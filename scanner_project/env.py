@@ -6,8 +6,10 @@ django-environ does the casting; this module only turns its bare ``ValueError``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+import warnings
 import zoneinfo
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -15,6 +17,8 @@ from typing import Any, Callable
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from .redaction import shorten, shown, userinfo_in
 
 env = environ.Env()
 
@@ -29,12 +33,14 @@ def _url_password(value: str) -> str:
 
 
 def _invalid(name: str, reason: str) -> ImproperlyConfigured:
-    shown = env.str(name, default="")
-    # A URL's password must not reach the start-up error (and so the logs).
-    password = _url_password(shown)
-    if password:
-        shown, reason = shown.replace(password, "***"), reason.replace(password, "***")
-    return ImproperlyConfigured(f"{name}={shown!r} is invalid: {reason}")
+    value = env.str(name, default="")
+    # A URL's password must not reach the start-up error (and so the logs),
+    # also when the URL is mistyped (postgresql//user:pw@host) and so unparsable.
+    secrets = [_url_password(value), *userinfo_in(value)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        replacement = "***@" if secret.endswith("@") else "***"
+        value, reason = value.replace(secret, replacement), reason.replace(secret, replacement)
+    return ImproperlyConfigured(f"{name}={shown(value)} is invalid: {shorten(reason)}")
 
 
 def _cast(name: str, reader: Callable[..., Any], default: Any, kind: str) -> Any:
@@ -85,6 +91,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return env.list(name, default=default)
 
 
+def env_networks(name: str) -> list[str]:
+    networks = [item.strip() for item in env_list(name, []) if item.strip()]
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            raise _invalid(name, f"{network!r} is not a network such as 10.20.0.0/16") from None
+    return networks
+
+
 def env_timezone(name: str, default: str) -> str:
     value = env_str(name, default)
     try:
@@ -103,7 +119,11 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def env_database(name: str, default: str) -> dict[str, Any]:
     try:
-        config = env.db_url_config(env_str(name) or default)
+        # django-environ warns "Engine not recognized from url: {...}" with the
+        # password in it; the error below says the same without it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            config = env.db_url_config(env_str(name) or default)
     except (ValueError, KeyError, ImproperlyConfigured) as exc:
         raise _invalid(name, f"not a database URL ({exc})") from None
     if config.get("ENGINE") not in _SUPPORTED_ENGINES:
@@ -132,6 +152,20 @@ def redis_url() -> str:
     password = env_str("REDIS_PASSWORD")
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{db}"
+
+
+def private_sqlite_file(config: dict[str, Any]) -> None:
+    """Creates the SQLite database file readable by its owner only (0600);
+    SQLite would create it with the umask's 0644, and it holds the sessions."""
+    name = str(config.get("NAME") or "")
+    if config.get("ENGINE") != "django.db.backends.sqlite3" or not name or name == ":memory:" or name.startswith("file:"):
+        return
+    try:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL: cannot create the SQLite file {name!r}: {exc.strerror}") from None
 
 
 def local_secret_key(path: Path) -> str:

@@ -12,6 +12,7 @@ web process alone.
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from typing import Callable
@@ -21,6 +22,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from .redaction import redact_userinfo, shorten
 from .connections import DatabaseConnection, get_db_connection, get_redis_client
 
 DEADLINE_SECONDS = 0.8  # all checks together; leaves room for the response itself
@@ -42,7 +44,7 @@ def _run_with_timeout(name: str, check: Callable[[], dict], *, timeout: float) -
             try:
                 result.update(check())
             except Exception as exc:  # noqa: BLE001 - any failure is a failed check
-                result.update({"status": "error", "detail": f"{type(exc).__name__}: {exc}"})
+                result.update({"status": "error", "detail": redact_userinfo(shorten(f"{type(exc).__name__}: {exc}"))})
 
         thread = threading.Thread(target=target, name=f"healthz-{name}", daemon=True)
         _in_flight[name] = thread
@@ -103,8 +105,20 @@ def health_report(*, db: DatabaseConnection | None = None, timeout: float = DEAD
     return {"status": "ok" if healthy else "error", **report}
 
 
+def may_see_details(request) -> bool:
+    """Instance ids and error texts are for staff and for monitors holding
+    HEALTHZ_TOKEN (``Authorization: Bearer <token>``); others get the status."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    token = settings.HEALTHZ_TOKEN
+    given = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
 @never_cache
 @require_GET
 def healthz(request):
     report = health_report()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    body = report if may_see_details(request) else {"status": report["status"]}
+    return JsonResponse(body, status=200 if report["status"] == "ok" else 503)

@@ -14,9 +14,11 @@ from .env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_str,
     env_timezone,
     local_secret_key,
+    private_sqlite_file,
     redis_url,
 )
 
@@ -97,6 +99,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    private_sqlite_file(DATABASES["default"])
     # The covering index's INCLUDE columns only speed up PostgreSQL; on SQLite
     # it is a plain index, as intended, and the warning is noise at every start.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
@@ -148,6 +151,9 @@ SCAN_RUNNER = env_str("SCAN_RUNNER")
 SCAN_RETRY_BACKOFF = env_float("SCAN_RETRY_BACKOFF", 2.0, minimum=0)
 SCAN_DEADLINE = env_float("SCAN_DEADLINE", 120.0, minimum=1)
 PROBE_ALLOW_PRIVATE = env_bool("PROBE_ALLOW_PRIVATE", False)
+# Networks the probe may reach although they are not public (an intranet
+# range that is scanned on purpose), e.g. 10.20.0.0/16,fd12::/64.
+PROBE_ALLOWED_NETWORKS = env_networks("PROBE_ALLOWED_NETWORKS")
 PROBE_SCHEME = env_choice("PROBE_SCHEME", "https", ("https", "http"))
 HTTP_MAX_RESPONSE_BYTES = env_int("HTTP_MAX_RESPONSE_BYTES", 10 * 1024 * 1024, minimum=1024)
 
@@ -162,7 +168,10 @@ API_SYNC_DEADLINE = env_float("API_SYNC_DEADLINE", 60.0, minimum=0.1)
 API_SYNC_RETRIES = env_int("API_SYNC_RETRIES", 3, minimum=0, maximum=10)
 API_SYNC_BACKOFF = env_float("API_SYNC_BACKOFF", 0.5, minimum=0)
 
-# --- History, metrics -----------------------------------------------------
+# --- History, metrics, health ---------------------------------------------
+# /healthz answers only its status to anonymous callers; a monitor that sends
+# "Authorization: Bearer <HEALTHZ_TOKEN>" (or a staff session) gets the details.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
 METRICS_ADDR = env_str("METRICS_ADDR", "0.0.0.0")
@@ -207,6 +216,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# DEBUG error pages hide REDIS_URL, the cache LOCATION, tokens and URL user info.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "scanner_project.error_reports.SecretSettingsFilter"
 
 # --- Logging --------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()

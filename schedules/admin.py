@@ -13,6 +13,7 @@ from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from history.services import queue_manual_run
 from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
 from reruns.admin import rerun_missed
+from scanner_project.redaction import shorten
 
 from .admin_history import ScheduleHistoryMixin
 from .admin_sync import sync_view
@@ -44,11 +45,33 @@ def _json_errors(*names: str) -> dict[str, dict[str, str]]:
     return {name: {"invalid": f"{name}: %(value)s is not valid JSON"} for name in names}
 
 
+class BoundedJSONField(forms.JSONField):
+    """Django's JSON form field, with a value too deep to parse (RecursionError)
+    refused like any invalid JSON, and the value shortened in the message."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
+                                        params={"value": f"{shorten(str(value), 60)} (nested too deeply)"}) from None
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
+                                        params={"value": shorten(str(value), 200)}) from exc
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
 class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Schedule
         fields = "__all__"
         error_messages = _json_errors("time_config", "scan_settings")
+        field_classes = {"time_config": BoundedJSONField, "scan_settings": BoundedJSONField}
         help_texts = {"domain_config_id": "The upstream API's id for this domain. For a schedule made by hand, "
                                           "keep the generated manual-… id: the API import never touches it."}
 
@@ -74,6 +97,7 @@ class ScanProfileForm(forms.ModelForm):
         model = ScanProfile
         fields = "__all__"
         error_messages = _json_errors("custom_pages")
+        field_classes = {"custom_pages": BoundedJSONField}
 
 
 @admin.register(Schedule)
@@ -84,11 +108,11 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
     list_filter = ("frequency", "enabled", "last_status")
     search_fields = ("domain", "domain_config_id")
     list_select_related = ("profile",)
-    readonly_fields = ("schedule_id", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
+    readonly_fields = ("schedule_id", "from_api", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("schedule_id", "domain_config_id", "domain", "profile", "enabled")}),
         ("When", {"fields": ("frequency", "time_config", "timezone", "upcoming_runs")}),
-        ("Scan settings", {"fields": ("scan_settings", "edited_manually")}),
+        ("Scan settings", {"fields": ("scan_settings", "edited_manually", "from_api")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
     actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected, rerun_missed)
@@ -119,9 +143,8 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
         return format_html_join("", "<div>{} <small>({})</small></div>", ((t.isoformat(), obj.timezone) for t in local))
 
     def save_model(self, request, obj, form, change):
-        if change:
-            # The API import leaves hand edits alone unless forced.
-            obj.edited_manually = True
+        # Made or edited by hand: the API import leaves it alone unless forced.
+        obj.edited_manually = True
         super().save_model(request, obj, form, change)
         warning = skipped_months_warning(obj.frequency, obj.time_config)
         if warning:

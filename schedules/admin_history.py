@@ -20,7 +20,8 @@ class ScheduleHistoryMixin:
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or obj.pk is None:
+        # Runs (and their error messages) are history's data: its view permission.
+        if obj is None or obj.pk is None or not request.user.has_perm("history.view_jobexecution"):
             return fieldsets
         return (*fieldsets, ("History", {"fields": self.history_fields}))
 

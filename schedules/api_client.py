@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 from urllib3.exceptions import ReadTimeoutError
 
-from .http import DeadlineExceeded, ResponseTooLarge, build_session, read_body
+from .http import BoundedSession, DeadlineExceeded, ResponseTooLarge, build_session, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
+@sensitive_variables("token")
 def fetch_entries(
     *,
     url: str,
@@ -84,27 +86,27 @@ def fetch_entries(
         valid = False
     if not valid:
         raise ApiNotConfigured(f"{shown!r} is not an http:// or https:// URL (check API_URL or --url)")
-    with build_session(token=token, retries=retries, backoff=backoff) as session:
+    with build_session(token=token, retries=retries, backoff=backoff, deadline=deadline) as session:
         session.headers["Accept"] = "application/json"
-        body = _read_body(session=session, url=url, shown=shown, timeout=timeout, deadline=deadline,
-                          max_bytes=max_bytes)
+        body = _read_body(session=session, url=url, shown=shown, timeout=timeout, max_bytes=max_bytes)
     return _parse(body=body, shown=shown)
 
 
-def _read_body(
-    *, session: requests.Session, url: str, shown: str, timeout: float, deadline: float, max_bytes: int
-) -> bytes:
-    started = time.monotonic()
+@sensitive_variables("session")
+def _read_body(*, session: BoundedSession, url: str, shown: str, timeout: float, max_bytes: int) -> bytes:
+    within = f"within the API_SYNC_DEADLINE of {session.deadline.seconds:g} s"
     try:
         response = session.get(url, timeout=(timeout, timeout), stream=True, allow_redirects=True)
+    except DeadlineExceeded:
+        raise ApiDeadlineExceeded(f"{shown} did not answer {within}") from None
     except requests.exceptions.RetryError:
         raise ApiHttpError(f"{shown} kept answering with a server error (5xx) after {_attempts(session)} attempts") from None
     except requests.exceptions.Timeout:
-        raise ApiUnreachable(f"{shown} did not answer within {timeout:g} s (after retries)") from None
+        raise ApiUnreachable(f"{shown} did not answer within the REQUEST_TIMEOUT of {timeout:g} s (after retries)") from None
     except requests.exceptions.ConnectionError as exc:
         # A read timeout that exhausted the retries arrives as a ConnectionError.
         if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError):
-            raise ApiUnreachable(f"{shown} did not answer within {timeout:g} s (after retries)") from None
+            raise ApiUnreachable(f"{shown} did not answer within the REQUEST_TIMEOUT of {timeout:g} s (after retries)") from None
         raise ApiUnreachable(f"could not connect to {shown} (connection refused or failed, after retries)") from None
     except requests.exceptions.RequestException as exc:
         raise ApiUnreachable(f"request to {shown} failed: {type(exc).__name__}") from None
@@ -113,11 +115,11 @@ def _read_body(
         if response.status_code >= 400:
             raise ApiHttpError(f"{shown} answered HTTP {response.status_code} {response.reason or ''}".rstrip())
         try:
-            return read_body(response, max_bytes=max_bytes, seconds_left=deadline - (time.monotonic() - started))
+            return read_body(response, max_bytes=max_bytes, deadline=session.deadline)
         except ResponseTooLarge as exc:
             raise ApiTooLarge(f"{shown} {exc}") from None
         except DeadlineExceeded:
-            raise ApiDeadlineExceeded(f"{shown} did not finish its answer within the {deadline:g} s deadline") from None
+            raise ApiDeadlineExceeded(f"{shown} did not finish its answer {within}") from None
         except requests.exceptions.RequestException:
             raise ApiUnreachable(f"reading the answer of {shown} failed or timed out after {timeout:g} s") from None
 
@@ -130,6 +132,8 @@ def _attempts(session: requests.Session) -> int:
 def _parse(*, body: bytes, shown: str) -> list[Any]:
     try:
         answer = json.loads(body)
+    except RecursionError:
+        raise ApiBadAnswer(f"{shown} answered JSON nested too deeply to read (over {sys.getrecursionlimit()} levels)") from None
     except (ValueError, UnicodeDecodeError):
         start = body[:40].decode("utf-8", "replace").strip()
         raise ApiBadAnswer(f"{shown} did not answer JSON (it starts with {start!r})") from None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -58,21 +59,33 @@ def _charts(*, now: datetime) -> dict:
     }
 
 
-def dashboard_context(*, now: datetime | None = None) -> dict:
+# Each part of the page shows one model's data and needs permission to view it.
+SECTION_PERMISSIONS = {
+    "history": "history.view_jobexecution",
+    "schedules": "schedules.view_schedule",
+    "instances": "schedules.view_schedulerinstance",
+}
+
+
+def dashboard_context(*, now: datetime | None = None, sections: frozenset = frozenset(SECTION_PERMISSIONS)) -> dict:
     now = now or timezone.now()
-    return {
-        "now": now,
-        "windows": window_statistics(now=now),
-        "chart_days": CHART_DAYS,
-        "failing": statistics.get_failing_schedules(days=7, limit=10, now=now),
-        "next_runs": list(next_runs(limit=10)),
-        "instances": list(SchedulerInstance.objects.live().order_by("instance_id")),
-        "stale_seconds": settings.INSTANCE_STALE_SECONDS,
-        **_charts(now=now),
-    }
+    context = {"now": now, "sections": sections, "chart_days": CHART_DAYS, "stale_seconds": settings.INSTANCE_STALE_SECONDS}
+    if "history" in sections:
+        context.update(windows=window_statistics(now=now), **_charts(now=now),
+                       failing=statistics.get_failing_schedules(days=7, limit=10, now=now))
+    if "schedules" in sections:
+        context["next_runs"] = list(next_runs(limit=10))
+    if "instances" in sections:
+        context["instances"] = list(SchedulerInstance.objects.live().order_by("instance_id"))
+    return context
 
 
 def dashboard_view(request):
-    """Staff only: wrapped in admin.site.admin_view in the URLconf."""
-    context = {**admin.site.each_context(request), "title": "Scheduler dashboard", **dashboard_context()}
+    """Staff only (admin.site.admin_view in the URLconf), and each section only
+    with the view permission of what it shows."""
+    sections = frozenset(name for name, perm in SECTION_PERMISSIONS.items() if request.user.has_perm(perm))
+    if not sections:
+        raise PermissionDenied
+    context = {**admin.site.each_context(request), "title": "Scheduler dashboard",
+               **dashboard_context(sections=sections)}
     return TemplateResponse(request, "admin/dashboard.html", context)

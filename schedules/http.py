@@ -1,17 +1,30 @@
 """Outbound HTTP, bounded: one place for sessions, retries, deadlines and size caps.
 
-Used by the API importer (schedules.api_client) and the scan runners.
+Used by the API importer (schedules.api_client) and the scan runners. Every
+session is built for one outbound call and carries one ``Deadline`` that
+covers connecting, TLS, waiting for headers and reading the body: read
+timeouts alone let a server that trickles a byte a second hold a call forever.
+Every connection resolves its host once, through ``schedules.addresses``,
+and connects to exactly an address that was resolved (and, for the probe,
+checked), keeping the name for the Host header and TLS SNI.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from functools import partial
 
 import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
+
+from . import addresses
 
 RETRY_STATUSES = (500, 502, 503, 504)
 _CHUNK_BYTES = 64 * 1024
@@ -23,6 +36,171 @@ class ResponseTooLarge(Exception):
 
 class DeadlineExceeded(Exception):
     pass
+
+
+class Deadline:
+    """One deadline for one outbound call. When it passes, every socket the
+    call opened is shut down, which ends any blocking connect, TLS handshake,
+    header or body read; connections opened after it raise DeadlineExceeded."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends_at = time.monotonic() + seconds
+        self.expired = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(seconds, 0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return max(0.0, self.ends_at - time.monotonic())
+
+    def check(self) -> None:
+        if self.expired.is_set() or self.remaining() <= 0:
+            raise self.error()
+
+    def error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"did not finish within the deadline of {self.seconds:g} s")
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate of the descriptor, because TLS wrapping detaches the
+        # original; shutdown() acts on the connection behind every duplicate.
+        with self._lock:
+            if self.expired.is_set():
+                sock.close()
+                raise self.error()
+            self._sockets.append(sock.dup())
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed by the other side
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+class Destination:
+    """Where a session may connect: the address policy and the deadline."""
+
+    def __init__(self, *, deadline: Deadline, public_only: bool, allowed_networks: tuple = ()) -> None:
+        self.deadline = deadline
+        self.public_only = public_only
+        self.allowed_networks = allowed_networks
+
+    def connect(self, connection: HTTPConnection) -> socket.socket:
+        self.deadline.check()
+        answers = addresses.checked_addresses(
+            connection._dns_host, connection.port, allow_private=not self.public_only,
+            allowed_networks=self.allowed_networks,
+        )
+        timeout = connection.timeout if isinstance(connection.timeout, (int, float)) else None
+        last_error: OSError | None = None
+        for family, sockaddr in answers:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                for option in connection.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(min(timeout or self.deadline.remaining(), self.deadline.remaining()) or 0.001)
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+                self.deadline.check()
+                continue
+            self.deadline.watch(sock)
+            return sock
+        if isinstance(last_error, TimeoutError):
+            raise ConnectTimeoutError(connection, f"connecting to {connection.host} timed out")
+        raise NewConnectionError(connection, f"failed to connect to {connection.host}: {last_error}")
+
+
+class _ChecksDestination:
+    def __init__(self, *args, destination: Destination, **kwargs) -> None:
+        self._destination = destination
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        return self._destination.connect(self)
+
+
+class _HTTPConnection(_ChecksDestination, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ChecksDestination, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+    def __init__(self, host, port=None, *, destination: Destination, **kwargs) -> None:
+        super().__init__(host, port, **kwargs)
+        self.conn_kw["destination"] = destination
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+    def __init__(self, host, port=None, *, destination: Destination, **kwargs) -> None:
+        super().__init__(host, port, **kwargs)
+        self.conn_kw["destination"] = destination
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, *, destination: Destination, **kwargs) -> None:
+        self._destination = destination
+        super().__init__(**kwargs)
+
+    def _pool_classes(self) -> dict:
+        return {
+            "http": partial(_HTTPPool, destination=self._destination),
+            "https": partial(_HTTPSPool, destination=self._destination),
+        }
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes()
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        # Through a proxy (API calls honour HTTPS_PROXY) the socket to the
+        # proxy still goes through the destination, and so ends with the deadline.
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes()
+        return manager
+
+
+class BoundedSession(requests.Session):
+    """A session for one outbound call; closing it ends its deadline's timer."""
+
+    def __init__(self, deadline: Deadline, *, public_only: bool) -> None:
+        super().__init__()
+        self.deadline = deadline
+        # A proxy from the environment would be connected to instead of the
+        # checked address: the probe ignores the environment (CA bundle
+        # included); the API and scan-API calls keep it.
+        self.trust_env = not public_only
+
+    def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+        try:
+            return super().send(request, **kwargs)
+        except requests.exceptions.RequestException:
+            self.deadline.check()  # the deadline shut the socket: say so
+            raise
+
+    def close(self) -> None:
+        super().close()
+        self.deadline.close()
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -40,21 +218,35 @@ class BearerAuth(requests.auth.AuthBase):
         return "BearerAuth(***)"
 
 
-def build_session(*, token: str, retries: int, backoff: float, methods: frozenset = frozenset({"GET"})) -> requests.Session:
+def build_session(
+    *,
+    token: str,
+    retries: int,
+    backoff: float,
+    deadline: float,
+    public_only: bool = False,
+    allowed_networks: tuple = (),
+    methods: frozenset = frozenset({"GET"}),
+) -> BoundedSession:
+    """A session whose every connection ends by ``deadline`` seconds from now."""
     retry = Retry(
         total=retries,
         connect=retries,
         read=retries,
         status=retries,
         backoff_factor=backoff,
+        # A backoff (or a Retry-After of an hour) must not stall the caller
+        # far past its deadline; the next connection attempt raises once it passed.
+        backoff_max=max(0.0, deadline),
         status_forcelist=RETRY_STATUSES,
         allowed_methods=methods,
-        # A Retry-After of an hour would stall the caller past any deadline.
         respect_retry_after_header=False,
         raise_on_status=True,
     )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    bound = Deadline(deadline)
+    session = BoundedSession(bound, public_only=public_only)
+    destination = Destination(deadline=bound, public_only=public_only, allowed_networks=allowed_networks)
+    adapter = _Adapter(destination=destination, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if token:
@@ -62,28 +254,11 @@ def build_session(*, token: str, retries: int, backoff: float, methods: frozense
     return session
 
 
-def read_body(response: requests.Response, *, max_bytes: int, seconds_left: float) -> bytes:
-    """The body, cut off past ``max_bytes`` or after ``seconds_left``.
-
-    Read timeouts alone let a server that drips a byte a second run forever,
-    and iter_content blocks until a whole chunk has arrived, so a timer shuts
-    the socket down to interrupt that blocking read.
-    """
+def read_body(response: requests.Response, *, max_bytes: int, deadline: Deadline) -> bytes:
+    """The body, cut off past ``max_bytes``; the session's deadline bounds the time."""
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ResponseTooLarge(f"announced {int(declared)} bytes; the limit is {max_bytes} bytes")
-    timed_out = threading.Event()
-
-    def cut_off() -> None:
-        timed_out.set()
-        try:
-            response.raw.shutdown()
-        except (ValueError, RuntimeError, OSError):
-            pass  # already finished or released
-
-    watchdog = threading.Timer(max(seconds_left, 0), cut_off)
-    watchdog.daemon = True
-    watchdog.start()
     chunks: list[bytes] = []
     size = 0
     try:
@@ -91,18 +266,9 @@ def read_body(response: requests.Response, *, max_bytes: int, seconds_left: floa
             size += len(chunk)
             if size > max_bytes:
                 raise ResponseTooLarge(f"sent more than {max_bytes} bytes (the limit)")
-            if timed_out.is_set():
-                break
             chunks.append(chunk)
     except requests.exceptions.RequestException:
-        if not timed_out.is_set():
-            raise
-    finally:
-        watchdog.cancel()
-    if timed_out.is_set():
-        raise DeadlineExceeded(f"did not finish its answer within {seconds_left:.3g} s")
+        deadline.check()
+        raise
+    deadline.check()
     return b"".join(chunks)
-
-
-def seconds_until(deadline: float) -> float:
-    return deadline - time.monotonic()

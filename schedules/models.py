@@ -11,8 +11,11 @@ from django.utils import timezone
 
 from audit import recording as audit
 
+from scanner_project.redaction import shown
+
+from .json_limits import json_problem
 from .triggers import FREQUENCIES, TimeConfigError, build_trigger, check_once_not_past, describe, next_fire_times
-from .validators import validate_domain, validate_domain_config_id
+from .validators import normalize_domain, validate_domain, validate_domain_config_id
 
 
 def _default_timezone() -> str:
@@ -155,11 +158,14 @@ class ScanProfile(ChangeRecordingModel):
         return self.name
 
     def clean(self):
+        problem = json_problem(self.custom_pages, name="custom_pages")
+        if problem:
+            raise ValidationError({"custom_pages": problem})
         if not isinstance(self.custom_pages, list) or not all(
             isinstance(p, str) and p.startswith("/") for p in self.custom_pages
         ):
             raise ValidationError(
-                {"custom_pages": f"custom_pages: {self.custom_pages!r} must be a list of paths starting with /"}
+                {"custom_pages": f"custom_pages: {shown(self.custom_pages)} must be a list of paths starting with /"}
             )
 
     def as_scan_settings(self) -> dict:
@@ -201,17 +207,19 @@ def validate_scan_settings(scan_settings: dict) -> None:
         try:
             cleaned = model_field.clean(value, profile)
         except ValidationError as exc:
-            raise ValidationError(f"{key}: {value!r}: {' '.join(exc.messages)}") from None
+            raise ValidationError(f"{key}: {shown(value)}: {' '.join(exc.messages)}") from None
+        except (OverflowError, ValueError, TypeError):  # 1e309 reads as inf, which int() refuses
+            cleaned = None
         # "50" would clean to 50 and be stored as text; the runner expects a number.
         if type(cleaned) is not type(value) or cleaned != value:
-            raise ValidationError(f"{key}: {value!r} is not a {model_field.get_internal_type()} value")
+            raise ValidationError(f"{key}: {shown(value)} is not a {model_field.get_internal_type()} value")
         setattr(profile, attname, value)
     if "customPages" in scan_settings:
         try:
             profile.clean()
         except ValidationError:
             raise ValidationError(
-                f"customPages: {scan_settings['customPages']!r} must be a list of paths starting with /"
+                f"customPages: {shown(scan_settings['customPages'])} must be a list of paths starting with /"
             ) from None
 
 
@@ -260,6 +268,9 @@ class Schedule(ChangeRecordingModel):
     edited_manually = models.BooleanField(
         default=False, help_text="Edited by hand; the API import leaves it alone unless forced"
     )
+    from_api = models.BooleanField(
+        default=False, help_text="Written by the API import; only such schedules can be missing from its answer"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -271,8 +282,16 @@ class Schedule(ChangeRecordingModel):
         return f"{self.domain} ({self.domain_config_id})"
 
     def clean(self):
+        try:
+            self.domain = normalize_domain(self.domain)  # stored as validated, not as given
+        except ValidationError:
+            pass  # already reported by the field's validator
+        for name in ("time_config", "scan_settings"):
+            problem = json_problem(getattr(self, name), name=name)
+            if problem:
+                raise ValidationError({name: problem})
         if self.frequency not in FREQUENCIES:
-            raise ValidationError({"frequency": f"frequency: {self.frequency!r} is not one of {', '.join(FREQUENCIES)}"})
+            raise ValidationError({"frequency": f"frequency: {shown(self.frequency)} is not one of {', '.join(FREQUENCIES)}"})
         try:
             build_trigger(self.frequency, self.time_config, self.timezone)
             if self._when_is_new():
@@ -281,7 +300,7 @@ class Schedule(ChangeRecordingModel):
             field = exc.field.split(".")[0]
             raise ValidationError({field: str(exc)}) from None
         if not isinstance(self.scan_settings, dict):
-            raise ValidationError({"scan_settings": f"scan_settings: {self.scan_settings!r} is not an object"})
+            raise ValidationError({"scan_settings": f"scan_settings: {shown(self.scan_settings)} is not an object"})
         try:
             validate_scan_settings(self.scan_settings)
         except ValidationError as exc:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import threading
 import time
 import traceback
@@ -18,13 +17,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
-from .http import DeadlineExceeded, ResponseTooLarge, build_session, read_body, seconds_until
+from scanner_project.redaction import redact_userinfo
+
+from .addresses import AddressRefused, refuse_ambiguous_url
+from .http import DeadlineExceeded, ResponseTooLarge, build_session, read_body
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,10 @@ def noop_runner(request: ScanRequest) -> ScanResult:
     return ScanResult(scan_id="", metadata={"runner": "noop"})
 
 
+@sensitive_variables("session")
 def http_runner(request: ScanRequest) -> ScanResult:
     # A POST that may have started a scan is not retried here; the whole scan is
     # retried by run_with_retries, recorded as attempts of the execution.
-    session = build_session(token=settings.SCAN_API_TOKEN, retries=0, backoff=0)
     payload = {
         "domain": request.domain,
         "domain_config_id": request.domain_config_id,
@@ -67,10 +70,10 @@ def http_runner(request: ScanRequest) -> ScanResult:
         "scheduled_for": request.scheduled_for.isoformat() if request.scheduled_for else None,
         "settings": request.scan_settings,
     }
-    deadline = time.monotonic() + settings.SCAN_DEADLINE
-    with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True) as response:
-        body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, seconds_left=seconds_until(deadline))
-        response.raise_for_status()
+    with build_session(token=settings.SCAN_API_TOKEN, retries=0, backoff=0, deadline=settings.SCAN_DEADLINE) as session:
+        with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True) as response:
+            body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=session.deadline)
+            response.raise_for_status()
     answer = requests.models.complexjson.loads(body or b"{}")
     scan_id = answer.get("scan_id") or answer.get("id") or (answer.get("data") or {}).get("scan_id") or ""
     return ScanResult(scan_id=str(scan_id), metadata={"runner": "http", "status_code": response.status_code})
@@ -79,36 +82,50 @@ def http_runner(request: ScanRequest) -> ScanResult:
 def probe_runner(request: ScanRequest) -> ScanResult:
     pages = ["/"] + [p for p in request.scan_settings.get("customPages") or [] if isinstance(p, str)]
     scheme = settings.PROBE_SCHEME
-    session = build_session(token="", retries=1, backoff=0.5)
-    deadline = time.monotonic() + settings.SCAN_DEADLINE
     cookies: dict[tuple, dict] = {}
     fetched = []
-    for page in pages[: max(1, int(request.scan_settings.get("maxPages") or 50))]:
-        url = f"{scheme}://{request.domain}{page if page.startswith('/') else '/' + page}"
-        final_url, status, jar = _fetch_following_redirects(session, url, deadline)
-        fetched.append({"url": url, "final_url": final_url, "status": status})
-        for cookie in jar:
-            cookies[(cookie["name"], cookie["domain"], cookie["path"])] = cookie
+    session = build_session(
+        token="", retries=1, backoff=0.5, deadline=settings.SCAN_DEADLINE,
+        public_only=not settings.PROBE_ALLOW_PRIVATE, allowed_networks=_allowed_networks(),
+    )
+    with session:
+        for page in pages[: _page_limit(request.scan_settings.get("maxPages"))]:
+            url = f"{scheme}://{request.domain}{page if page.startswith('/') else '/' + page}"
+            final_url, status, jar = _fetch_following_redirects(session, url)
+            fetched.append({"url": url, "final_url": final_url, "status": status})
+            for cookie in jar:
+                cookies[(cookie["name"], cookie["domain"], cookie["path"])] = cookie
     return ScanResult(
         scan_id="",
         metadata={"runner": "probe", "pages": fetched, "cookies": sorted(cookies.values(), key=lambda c: c["name"])},
     )
 
 
-def _fetch_following_redirects(session, url: str, deadline: float, max_redirects: int = 5):
-    # Redirects are followed by hand so that every hop is checked against
-    # private addresses, not only the first.
+def _page_limit(value: Any) -> int:
+    return max(1, int(value)) if isinstance(value, int) and not isinstance(value, bool) else 50
+
+
+def _allowed_networks() -> tuple:
+    return tuple(ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS)
+
+
+def _fetch_following_redirects(session, url: str, max_redirects: int = 5):
+    # Redirects are followed by hand so that every hop's URL is checked; every
+    # connection's address is checked by the session itself (schedules.http).
     jar: list[dict] = []
     for _ in range(max_redirects + 1):
-        _refuse_private(url)
-        with session.get(url, timeout=_timeouts(), allow_redirects=False, stream=True) as response:
-            read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, seconds_left=seconds_until(deadline))
-            jar.extend(_cookies_of(response))
-            if response.is_redirect and response.headers.get("location"):
-                url = urljoin(url, response.headers["location"])
-                continue
-            return url, response.status_code, jar
-    raise requests.TooManyRedirects(f"more than {max_redirects} redirects from {url}")
+        try:
+            refuse_ambiguous_url(url)
+            with session.get(url, timeout=_timeouts(), allow_redirects=False, stream=True) as response:
+                read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=session.deadline)
+                jar.extend(_cookies_of(response))
+                if response.is_redirect and response.headers.get("location"):
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                return url, response.status_code, jar
+        except AddressRefused as exc:
+            raise ScanRefused(str(exc)) from None
+    raise requests.TooManyRedirects(f"more than {max_redirects} redirects from {redact_userinfo(url)}")
 
 
 def _cookies_of(response) -> list[dict]:
@@ -127,30 +144,6 @@ def _cookies_of(response) -> list[dict]:
             }
         )
     return found
-
-
-def _refuse_private(url: str) -> None:
-    if settings.PROBE_ALLOW_PRIVATE:
-        return
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise ScanRefused(f"cannot resolve {host!r}: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            raise ScanRefused(
-                f"{host} resolves to {address}, a private, loopback or link-local address "
-                "(set PROBE_ALLOW_PRIVATE=true to allow it)"
-            )
 
 
 def _timeouts() -> tuple[float, float]:

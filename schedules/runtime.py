@@ -31,6 +31,7 @@ from .jobs import JobChange, JobSpec, change_for, iter_specs
 from .live import ChangeFeed
 from .locks import make_schedule_locks, make_slot_gate
 from .runners import get_runner
+from .sync_loop import PeriodicSyncThread
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -262,6 +263,8 @@ class SchedulerService:
         self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
         self._watchdog.start()
         self.feed.start()
+        if self.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
+            PeriodicSyncThread(instance_id=self.instance_id, interval=self.api_sync_interval, stop=self.stop_event).start()
         if settings.METRICS_PORT:
             from prometheus_client import start_http_server
 
@@ -292,8 +295,6 @@ class SchedulerService:
         self._every("diff", self.schedule_check_interval, self.feed.full_diff)
         self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
-        if self.enable_api_sync:
-            self._every("api_sync", self.api_sync_interval, self._api_sync)
         if settings.HISTORY_RETENTION_DAYS:
             self._every("history_cleanup", 300.0, self._history_cleanup)
         self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
@@ -332,13 +333,6 @@ class SchedulerService:
         count = history.mark_abandoned(stale_after=self.ctx.stale_after)
         if count:
             logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
-
-    def _api_sync(self) -> None:
-        from alerts.checks import note_sync_result
-
-        from .sync import run_periodic_sync
-
-        note_sync_result(run_periodic_sync(instance_id=self.instance_id), instance_id=self.instance_id)
 
     def _queue_reruns(self) -> None:
         from reruns.services import promote_waiting

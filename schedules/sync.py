@@ -10,32 +10,32 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.actor import on_behalf
 from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
+from scanner_project.redaction import shorten
 
 from .api_client import SyncError, fetch_entries
 from .models import Schedule, validate_scan_settings
+from .sync_entries import Entry, answer_ids, parse_entries
 from .notify import publish_schedule_changes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SyncError", "SyncConflict", "sync_schedules_from_api", "import_entries", "run_periodic_sync"]
+__all__ = ["SyncError", "SyncConflict", "TooManyMissing", "sync_schedules_from_api", "import_entries", "run_periodic_sync"]
 
 # The fields an API entry determines; anything else on the row is local state.
 SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings")
-SCHEDULE_KEYS = {"frequency", "time", "timezone"}
-_STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "updated_at")
+_STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "from_api", "updated_at")
 PERIODIC_LOCK_KEY = "schedules:api-sync:interval"
 _BATCH = 500
 
@@ -44,10 +44,8 @@ class SyncConflict(SyncError):
     """Rows changed between reading and writing; nothing was written."""
 
 
-@dataclass
-class _Entry:
-    domain_config_id: str
-    values: dict[str, Any]
+class TooManyMissing(SyncError):
+    """--disable-missing would disable more than half of the API's schedules."""
 
 
 @dataclass
@@ -102,20 +100,20 @@ def import_entries(
     *, entries: list[Any], dry_run: bool = False, disable_missing: bool = False, force: bool = False
 ) -> dict[str, Any]:
     """The import half of the sync, for an already-read ``data`` list."""
-    plan = _Plan()
-    parsed = _parse_entries(entries=entries, plan=plan)
-    answer_ids = set(_answer_ids(entries))
+    parsed = parse_entries(entries)
+    plan = _Plan(rejected=parsed.rejected, skipped_reasons=parsed.skipped_reasons, skipped=len(parsed.skipped_reasons))
+    in_answer = set(answer_ids(entries))
     now = timezone.now()
     # Plain rows, not model instances: an unchanged re-import of 10,000 entries
     # builds no model object at all.
     stored = {row["domain_config_id"]: row for row in Schedule.objects.values(*_STORED_FIELDS)}
     next_runs: dict[tuple, Any] = {}
-    for entry in parsed:
+    for entry in parsed.entries:
         _plan_entry(entry=entry, current=stored.get(entry.domain_config_id), plan=plan, force=force, now=now,
                     next_runs=next_runs)
     for dcid, row in sorted(stored.items()):
-        if dcid in answer_ids:
-            continue
+        if dcid in in_answer or not row["from_api"]:
+            continue  # only what the API created can go missing from it
         plan.missing.append(dcid)
         if not disable_missing or not row["enabled"]:
             continue
@@ -125,6 +123,7 @@ def import_entries(
         plan.read_at[row["schedule_id"]] = row["updated_at"]
         plan.disable.append(Schedule(**{**row, "enabled": False, "next_run": None, "updated_at": now}))
         plan.changes.append(f"disable {dcid} ({row['domain']}): not in the API's answer")
+    _refuse_mass_disable(plan=plan, api_owned=sum(row["from_api"] for row in stored.values()), force=force)
     if not dry_run:
         with on_behalf(ActorKind.API_SYNC):
             _write(plan=plan)
@@ -149,83 +148,24 @@ def import_entries(
     return result
 
 
-def _answer_ids(entries: list[Any]) -> list[str]:
-    return [e["domain_config_id"] for e in entries if isinstance(e, dict) and isinstance(e.get("domain_config_id"), str)]
+def _refuse_mass_disable(*, plan: _Plan, api_owned: int, force: bool) -> None:
+    # An empty or truncated answer (an upstream bug) would otherwise switch
+    # off most of the fleet.
+    if len(plan.disable) > api_owned / 2 and not force:
+        SYNC_FAILURES.inc()
+        raise TooManyMissing(
+            f"the answer lacks {len(plan.disable)} of the {api_owned} schedules the API created; refusing to "
+            "disable more than half of them (check the API, or pass --force); nothing written"
+        )
 
 
-def _parse_entries(*, entries: list[Any], plan: _Plan) -> list[_Entry]:
-    ids = Counter(_answer_ids(entries))
-    parsed = []
-    for index, raw in enumerate(entries):
-        dcid = raw.get("domain_config_id") if isinstance(raw, dict) else None
-        if isinstance(dcid, str) and ids[dcid] > 1:
-            # Which copy is right is unknowable; importing either could be wrong.
-            plan.rejected.append(f"{dcid}: domain_config_id: appears {ids[dcid]} times in the answer")
-            continue
-        try:
-            values = _entry_values(raw=raw, index=index)
-        except _Skip as skip:
-            plan.skipped += 1
-            plan.skipped_reasons.append(str(skip))
-            continue
-        except _Reject as reject:
-            plan.rejected.append(str(reject))
-            continue
-        parsed.append(_Entry(domain_config_id=dcid, values=values))
-    return parsed
-
-
-class _Reject(Exception):
-    pass
-
-
-class _Skip(Exception):
-    pass
-
-
-def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
-    """The entry as Schedule field values; shape only, the model checks the rest."""
-    if not isinstance(raw, dict):
-        raise _Reject(f"entry #{index}: {type(raw).__name__} is not an object")
-    dcid = raw.get("domain_config_id")
-    if not isinstance(dcid, str) or not dcid.strip() or dcid != dcid.strip():
-        raise _Reject(f"entry #{index}: domain_config_id: {dcid!r} is not a non-empty string")
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        raise _Reject(f"{dcid}: data: {data!r} is not an object")
-    if "domain" not in data:
-        raise _Reject(f"{dcid}: domain: is required")
-    if not isinstance(data["domain"], str):
-        raise _Reject(f"{dcid}: domain: {data['domain']!r} is not a string")
-    schedule = data.get("schedule")
-    if schedule is None:
-        raise _Skip(f"{dcid}: has no schedule")
-    if not isinstance(schedule, dict):
-        raise _Reject(f"{dcid}: schedule: {schedule!r} is not an object")
-    unknown = sorted(set(schedule) - SCHEDULE_KEYS)
-    if unknown:
-        # Rejected rather than dropped: the API would believe it was applied.
-        raise _Reject(f"{dcid}: schedule.{unknown[0]}: is not a schedule setting ({', '.join(sorted(SCHEDULE_KEYS))})")
-    if "frequency" not in schedule:
-        raise _Reject(f"{dcid}: schedule.frequency: is required")
-    if not isinstance(schedule["frequency"], str):
-        raise _Reject(f"{dcid}: frequency: {schedule['frequency']!r} is not a string")
-    values = {
-        "domain": data["domain"],
-        "frequency": schedule["frequency"],
-        "time_config": schedule.get("time", {}),
-        "timezone": schedule.get("timezone", settings.TIME_ZONE),
-        "scan_settings": {k: v for k, v in data.items() if k not in ("domain", "schedule")},
-    }
-    return values
-
-
-def _check_scan_settings(*, dcid: str, scan_settings: dict[str, Any]) -> None:
+def _scan_settings_problem(*, dcid: str, scan_settings: dict[str, Any]) -> str | None:
     """The model's own scan-settings rule, reported with the entry's id."""
     try:
         validate_scan_settings(scan_settings)
     except ValidationError as exc:
-        raise _Reject(f"{dcid}: {exc.messages[0]}") from None
+        return f"{dcid}: {exc.messages[0]}"
+    return None
 
 
 def _validation_reason(*, dcid: str, error: ValidationError) -> str:
@@ -235,7 +175,7 @@ def _validation_reason(*, dcid: str, error: ValidationError) -> str:
         # generic ones ("not a valid choice") only repeat them.
         own = [m for m in messages if m.startswith(name)]
         reasons.extend(own or [f"{name}: {m}" for m in messages])
-    return f"{dcid}: " + "; ".join(reasons)
+    return shorten(f"{dcid}: " + "; ".join(reasons), 500)
 
 
 def _canonical(value: Any) -> str:
@@ -250,7 +190,7 @@ def _differs(stored: Any, incoming: Any) -> bool:
 
 
 def _plan_entry(
-    *, entry: _Entry, current: dict[str, Any] | None, plan: _Plan, force: bool, now, next_runs: dict[tuple, Any]
+    *, entry: Entry, current: dict[str, Any] | None, plan: _Plan, force: bool, now, next_runs: dict[tuple, Any]
 ) -> None:
     dcid = entry.domain_config_id
     if current is not None:
@@ -261,9 +201,7 @@ def _plan_entry(
             plan.skipped += 1
             return
         if current["edited_manually"] and not force:
-            plan.skipped += 1
-            plan.held_back.append(dcid)
-            plan.skipped_reasons.append(f"{dcid}: edited by hand; not overwritten without force ({', '.join(changed)})")
+            plan.held_back.append(dcid)  # counted here only, not also as skipped
             return
         candidate = Schedule(**current)
         candidate._state.adding = False
@@ -272,10 +210,9 @@ def _plan_entry(
         candidate = Schedule(domain_config_id=dcid)
     for name, value in entry.values.items():
         setattr(candidate, name, value)
-    try:
-        _check_scan_settings(dcid=dcid, scan_settings=candidate.scan_settings)
-    except _Reject as reject:
-        plan.rejected.append(str(reject))
+    problem = _scan_settings_problem(dcid=dcid, scan_settings=candidate.scan_settings)
+    if problem:
+        plan.rejected.append(problem)
         return
     try:
         candidate.full_clean(validate_unique=False, validate_constraints=False)
@@ -283,6 +220,7 @@ def _plan_entry(
         plan.rejected.append(_validation_reason(dcid=dcid, error=exc))
         return
     candidate.edited_manually = False
+    candidate.from_api = True
     # next_run depends only on these; 10,000 daily entries share a few dozen.
     key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled)
     if key not in next_runs:
@@ -319,14 +257,18 @@ def _write(*, plan: _Plan) -> None:
                     raise SyncConflict(f"{len(stale)} schedule(s) changed during the import; nothing written, run it again")
             Schedule.objects.bulk_create(plan.create, batch_size=_BATCH)
             Schedule.objects.bulk_update(
-                plan.update, fields=[*SYNCED_FIELDS, "edited_manually", "next_run", "updated_at"], batch_size=_BATCH
+                plan.update, fields=[*SYNCED_FIELDS, "edited_manually", "from_api", "next_run", "updated_at"], batch_size=_BATCH
             )
             Schedule.objects.bulk_update(plan.disable, fields=["enabled", "next_run", "updated_at"], batch_size=_BATCH)
             ids = [s.schedule_id for s in (*plan.create, *touched)]
             transaction.on_commit(lambda: publish_schedule_changes(ids))
     except IntegrityError as exc:
+        if "domain_config_id" not in str(exc):
+            raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
         # Another writer created one of these domain_config_ids meanwhile.
         raise SyncConflict(f"a schedule was created during the import; nothing written ({type(exc).__name__})") from None
+    except DatabaseError as exc:
+        raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
 
 
 def _count(result: dict[str, Any]) -> None:

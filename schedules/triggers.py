@@ -33,6 +33,8 @@ _SHORT_MONTHS = {29: "February (except in leap years)", 30: "February", 31: "Feb
 # loaded the job: every instance then computes the same slots.
 INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 _INTERVAL_UNITS = ("seconds", "minutes", "hours")
+_UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600}
+MAX_INTERVAL_SECONDS = 100 * 366 * 86400
 _ALLOWED_KEYS = {
     "hourly": {"minute"},
     "daily": {"hour", "minute"},
@@ -104,8 +106,11 @@ def _interval(config: dict) -> dict[str, int]:
     for key, value in units.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TimeConfigError(f"time_config.{key}", f"{value!r} is not a non-negative integer")
-    if timedelta(**units).total_seconds() < 1:
+    seconds = sum(value * _UNIT_SECONDS[key] for key, value in units.items())
+    if seconds < 1:
         raise TimeConfigError("time_config", "interval must be at least 1 second")
+    if seconds > MAX_INTERVAL_SECONDS:  # timedelta overflows long before 10**20 hours
+        raise TimeConfigError("time_config", f"interval of {seconds} seconds is longer than {MAX_INTERVAL_SECONDS} (100 years)")
     return units
 
 
@@ -130,7 +135,11 @@ def _once_at(config: dict, tz: zoneinfo.ZoneInfo) -> datetime:
     # same DST rules as the calendar frequencies (gap: forward by its length).
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
-    return when.astimezone(dt_timezone.utc).astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
+    try:  # 9999-12-31T23:59:59 west of UTC is past the last datetime Python can hold
+        when.astimezone(dt_timezone.utc) + timedelta(days=1)
+        return when.astimezone(dt_timezone.utc).astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
+    except OverflowError:
+        raise TimeConfigError("time_config.at", f"{raw!r} is too far in the future") from None
 
 
 def check_once_not_past(frequency: str, time_config: Any, timezone: str, *, now: datetime) -> None:

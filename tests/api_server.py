@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -47,11 +48,15 @@ def drip(handler, server) -> None:
     handler.send_header("Content-Type", "application/json")
     handler.send_header("Content-Length", "1000000")
     handler.end_headers()
+    _trickle(handler, server, b" ", every=0.02)
+
+
+def _trickle(handler, server, byte: bytes, *, every: float) -> None:
     try:
         while not server.stop.is_set():
-            handler.wfile.write(b" ")
+            handler.wfile.write(byte)
             handler.wfile.flush()
-            time.sleep(0.02)
+            time.sleep(every)  # the pace of a slow server, not a wait for a condition
     except OSError:
         pass  # the client gave up, as it should
 
@@ -79,8 +84,14 @@ def huge_with_length(handler, server) -> None:
     handler.end_headers()
 
 
+def trickle_headers(handler, server) -> None:
+    """Headers a byte at a time, never finishing: no read timeout ever fires."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+    _trickle(handler, server, b"a", every=0.1)
+
+
 class ApiServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: "ssl.SSLContext | None" = None) -> None:
         self.routes: dict[str, Behaviour] = {}
         self.hits: Counter[str] = Counter()
         self.authorization: list[str | None] = []
@@ -92,6 +103,7 @@ class ApiServer:
             def do_GET(self):
                 path = self.path.split("?")[0]
                 api.hits[path] += 1
+                api.hosts.append(self.headers.get("Host"))
                 api.authorization.append(self.headers.get("Authorization"))
                 behaviour = api.routes.get(path)
                 if behaviour is None:
@@ -115,12 +127,30 @@ class ApiServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = host
+        self.connections = 0  # accepted TCP connections, requests or not
+
+        class Server(ThreadingHTTPServer):
+            def verify_request(self, request, client_address):
+                api.connections += 1
+                return True
+
+        self.httpd = Server((host, port), Handler)
+        self.server_names: list[str | None] = []  # TLS SNI, one per handshake
+        self.hosts: list[str | None] = []  # Host headers
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        scheme = "https" if isinstance(self.httpd.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
 
     def serve(self, path: str, behaviour: Behaviour) -> str:
         self.routes[path] = behaviour

@@ -48,6 +48,23 @@ SCHEDULE_CASES = [
                  id="duplicate-domain-config-id"),
     pytest.param({"domain_config_id": "   "}, "domain_config_id", "This field is required",
                  id="domain-config-id-only-spaces"),
+    # The red-team inputs that used to raise OverflowError, ValueError or RecursionError (HTTP 500).
+    pytest.param({"scan_settings": '{"maxPages": 1e309}'}, "scan_settings",
+                 "scan_settings.maxPages: inf is not a finite number", id="maxpages-1e309"),
+    pytest.param({"frequency": "interval", "time_config": '{"hours": 100000000000000000000}'}, "time_config",
+                 "time_config.hours: 100000000000000000000 is out of range", id="interval-10e20-hours"),
+    pytest.param({"frequency": "interval", "time_config": '{"hours": 1000000000000000}'}, "time_config",
+                 "is longer than", id="interval-past-timedelta"),
+    pytest.param({"frequency": "once", "time_config": '{"at": "9999-12-31T23:59:59"}', "timezone": "Etc/GMT+12"},
+                 "time_config", "time_config.at: '9999-12-31T23:59:59' is too far in the future", id="once-year-9999"),
+    pytest.param({"scan_settings": "[" * 3000 + "]" * 3000}, "scan_settings", "(nested too deeply) is not valid JSON",
+                 id="nesting-3000"),
+    pytest.param({"scan_settings": '{"a":' * 30 + "1" + "}" * 30}, "scan_settings", "is nested deeper than 16 levels",
+                 id="nesting-30"),
+    pytest.param({"scan_settings": "{" + ",".join(f'"k{n}": 0' for n in range(20000)) + "}"}, "scan_settings",
+                 "has more than 10000 keys", id="20000-keys"),
+    pytest.param({"scan_settings": '{"unknownKey": NaN}'}, "scan_settings",
+                 "scan_settings.unknownKey: nan is not a finite number", id="nan-in-unknown-key"),
 ]
 
 

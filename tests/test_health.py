@@ -79,10 +79,35 @@ def hung_postgres():
         server.close()
 
 
-def _get(path="/healthz"):
+HEALTHZ_TOKEN = "healthz-token-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def _healthz_token(settings):
+    settings.HEALTHZ_TOKEN = HEALTHZ_TOKEN
+
+
+def _get(path="/healthz", *, token: str | None = HEALTHZ_TOKEN):
     started = time.monotonic()
-    response = Client().get(path)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token is not None else {}
+    response = Client().get(path, **headers)
     return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+def test_without_the_token_healthz_gives_the_status_only(live_instance, token):
+    response, _ = _get(token=token)
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_a_staff_session_sees_the_details(live_instance, client, staff):
+    staff()
+    assert client.get("/healthz").json()["scheduler"]["instances"][0]["instance_id"] == "host-1"
+
+
+def test_an_anonymous_failure_shows_no_detail(settings):
+    response, _ = _get(token=None)
+    assert response.status_code == 503 and response.json() == {"status": "error"}
 
 
 def test_healthy(live_instance):

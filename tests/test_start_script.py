@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -22,9 +23,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def fetch(url: str) -> tuple[int, str]:
+def fetch(url: str, headers: dict | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -33,7 +34,8 @@ def fetch(url: str) -> tuple[int, str]:
 def test_start_script_serves_admin_and_runs_a_scheduler(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update({"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/first-try.sqlite3"})
+    env.update({"PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path}/first-try.sqlite3",
+                "HEALTHZ_TOKEN": "start-script-monitor"})
     log = tmp_path / "start.log"
     process = subprocess.Popen(["scripts/start.sh"], cwd=ROOT, env=env, stdout=open(log, "wb"),
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -53,7 +55,10 @@ def test_start_script_serves_admin_and_runs_a_scheduler(tmp_path):
         assert "locks in local (no Redis configured: single instance only)" in output
         status, body = fetch(f"http://127.0.0.1:{port}/admin/login/")
         assert status == 200 and "Django administration" in body
-        assert '"redis"' in fetch(f"http://127.0.0.1:{port}/healthz")[1]
+        assert fetch(f"http://127.0.0.1:{port}/healthz")[1] == '{"status": "ok"}'  # anonymous: status only
+        details = fetch(f"http://127.0.0.1:{port}/healthz", {"Authorization": "Bearer start-script-monitor"})[1]
+        assert '"redis"' in details
+        assert stat.S_IMODE((tmp_path / "first-try.sqlite3").stat().st_mode) == 0o600
     finally:
         for signum in (signal.SIGTERM, signal.SIGKILL):
             try:

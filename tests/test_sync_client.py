@@ -18,6 +18,7 @@ from tests.api_server import (
     json_answer,
     send,
     sequence,
+    trickle_headers,
 )
 from tests.conftest import API_TOKEN_FOR_TESTS
 
@@ -65,9 +66,11 @@ FAILURES = [
     pytest.param(lambda s: s.serve("/huge-declared", huge_with_length), api_client.ApiTooLarge,
                  "announced 52428800 bytes", id="over-cap-declared"),
     pytest.param(lambda s: s.serve("/drip", drip), api_client.ApiDeadlineExceeded,
-                 "did not finish its answer within the 1 s deadline", id="drip-past-deadline"),
+                 "did not finish its answer within the API_SYNC_DEADLINE of 1 s", id="drip-past-deadline"),
+    pytest.param(lambda s: s.serve("/trickle", trickle_headers), api_client.ApiDeadlineExceeded,
+                 "within the API_SYNC_DEADLINE of 1 s", id="headers-trickle-past-deadline"),
     pytest.param(lambda s: s.serve("/hang", hang), api_client.ApiUnreachable,
-                 "did not answer within 0.3 s", id="read-timeout"),
+                 "did not answer within the REQUEST_TIMEOUT of 0.3 s", id="read-timeout"),
     pytest.param(lambda s: closed_port_url(), api_client.ApiUnreachable,
                  "could not connect to http://127.0.0.1:", id="connection-refused"),
 ]
@@ -143,3 +146,28 @@ def test_metrics_count_outcomes_and_failures(api_server, sync_settings):
         sync_schedules_from_api(url=api_server.url("/missing"))
     assert value("scanner_sync_entries_total", outcome="created") == created + 1
     assert value("scanner_sync_failures_total") == failures + 1
+
+
+def test_headers_trickled_past_the_deadline_end_the_sync_within_it(api_server, sync_settings):
+    # Each header byte arrives well inside REQUEST_TIMEOUT, so only the overall
+    # deadline can end this; the message names that deadline, not the timeout.
+    sync_settings.REQUEST_TIMEOUT, sync_settings.API_SYNC_DEADLINE = 0.5, 1.5
+    url = api_server.serve("/trickle", trickle_headers)
+    started = time.monotonic()
+    with pytest.raises(api_client.ApiDeadlineExceeded, match="within the API_SYNC_DEADLINE of 1.5 s"):
+        sync_schedules_from_api(url=url)
+    assert time.monotonic() - started < 1.5 + 1
+
+
+def test_through_an_http_proxy_a_trickling_answer_still_ends_at_the_deadline(api_server, sync_settings, monkeypatch):
+    # API calls honour HTTP_PROXY; the socket to the proxy is bounded like any other.
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", api_server.url(""))
+    api_server.serve("http://api.invalid/schedules", trickle_headers)  # a proxy sees the absolute URL
+    sync_settings.REQUEST_TIMEOUT, sync_settings.API_SYNC_DEADLINE = 0.5, 1.5
+    started = time.monotonic()
+    with pytest.raises(api_client.ApiDeadlineExceeded, match="within the API_SYNC_DEADLINE of 1.5 s"):
+        sync_schedules_from_api(url="http://api.invalid/schedules")
+    assert api_server.hits["http://api.invalid/schedules"] == 1
+    assert time.monotonic() - started < 1.5 + 1

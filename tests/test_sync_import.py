@@ -153,7 +153,7 @@ def test_manual_edits_are_held_back_unless_forced(api_server, sync_settings, mak
     make_schedule(domain_config_id="abc-123", domain="mine.example.com", edited_manually=True)
     url = api_server.serve_json("/s", EXAMPLE)
     result = sync_schedules_from_api(url=url)
-    assert (result["updated"], result["skipped"], result["held_back"]) == (0, 1, ["abc-123"])
+    assert (result["updated"], result["skipped"], result["held_back"]) == (0, 0, ["abc-123"])  # counted once
     assert Schedule.objects.get().domain == "mine.example.com"
     forced = sync_schedules_from_api(url=url, force=True)
     assert (forced["updated"], forced["held_back"]) == (1, [])
@@ -170,12 +170,13 @@ def test_identical_manual_edit_is_just_skipped(api_server, sync_settings, make_s
 
 
 def test_missing_schedules_are_left_alone_or_disabled_never_deleted(api_server, sync_settings, make_schedule):
-    gone = make_schedule(domain_config_id="gone", domain="gone.example.com")
-    hand = make_schedule(domain_config_id="hand", domain="hand.example.com", edited_manually=True)
+    gone = make_schedule(domain_config_id="gone", domain="gone.example.com", from_api=True)
+    hand = make_schedule(domain_config_id="hand", domain="hand.example.com", edited_manually=True, from_api=True)
+    make_schedule(domain_config_id="admin-made", domain="mine.example.com", edited_manually=True)  # never missing
     url = api_server.serve_json("/s", EXAMPLE)
     result = sync_schedules_from_api(url=url)
     assert (result["missing"], result["disabled"]) == (["gone", "hand"], [])
-    assert Schedule.objects.filter(enabled=True).count() == 3
+    assert Schedule.objects.filter(enabled=True).count() == 4
     result = sync_schedules_from_api(url=url, disable_missing=True)
     assert (result["missing"], result["disabled"], result["held_back"]) == (["gone", "hand"], ["gone"], ["hand"])
     gone.refresh_from_db(), hand.refresh_from_db()
@@ -184,13 +185,13 @@ def test_missing_schedules_are_left_alone_or_disabled_never_deleted(api_server, 
         again = sync_schedules_from_api(url=url, disable_missing=True)
     assert again["disabled"] == [] and _writes(queries.captured_queries) == []
     forced = sync_schedules_from_api(url=url, disable_missing=True, force=True)
-    assert forced["disabled"] == ["hand"] and Schedule.objects.count() == 3
+    assert forced["disabled"] == ["hand"] and Schedule.objects.count() == 4
 
 
 def test_dry_run_reports_but_writes_nothing(api_server, sync_settings, make_schedule, published,
                                            django_capture_on_commit_callbacks):
-    make_schedule(domain_config_id="abc-123", domain="old.example.com")
-    make_schedule(domain_config_id="gone", domain="gone.example.com")
+    make_schedule(domain_config_id="abc-123", domain="old.example.com", from_api=True)
+    make_schedule(domain_config_id="gone", domain="gone.example.com", from_api=True)
     stored = _snapshot()
     answer = copy.deepcopy(EXAMPLE)
     answer["data"].append(entry("new-1", "new.example.com"))

@@ -19,30 +19,37 @@ MIXED = {"data": [*EXAMPLE["data"], entry("bad", schedule={"frequency": "daily",
                   entry("none", schedule=None)]}
 
 
-def _call(*args):
+def _call(*args, returncode: int = 0):
     from io import StringIO
 
     out = StringIO()
-    call_command("syncschedules", *args, stdout=out)
+    try:
+        call_command("syncschedules", *args, stdout=out)
+    except CommandError as exc:
+        if exc.returncode != returncode or not returncode:
+            raise
+        return out.getvalue() + str(exc)
+    assert returncode == 0, out.getvalue()
     return out.getvalue()
 
 
 def test_command_prints_counts_invalid_entries_and_reasons(api_server, sync_settings):
     sync_settings.API_URL = api_server.serve_json("/s", MIXED)
-    out = _call()
+    out = _call(returncode=3)  # documented: some entries rejected, the valid ones imported
     assert "created 1, updated 0, skipped 1, invalid 1, held back 0, missing 0, disabled 0" in out
+    assert out.endswith("1 entries were rejected (listed above); the valid ones were imported")
     assert "Invalid entries:\n  bad: time_config.hour: 25 is out of range 0-23" in out
     assert "Skipped:\n  none: has no schedule" in out
     assert "create abc-123 (example.com): Daily at 02:00 UTC" in out
-    assert "created 0, updated 0, skipped 2" in _call()
+    assert "created 0, updated 0, skipped 2" in _call(returncode=3)
 
 
 def test_command_url_dry_run_force_and_disable_missing(api_server, sync_settings, make_schedule):
-    make_schedule(domain_config_id="abc-123", domain="mine.example.com", edited_manually=True)
-    make_schedule(domain_config_id="gone", domain="gone.example.com")
+    make_schedule(domain_config_id="abc-123", domain="mine.example.com", edited_manually=True, from_api=True)
+    make_schedule(domain_config_id="gone", domain="gone.example.com", from_api=True)
     url = api_server.serve_json("/other", EXAMPLE)
     out = _call("--url", url, "--dry-run", "--disable-missing")
-    assert out.startswith("dry run, nothing written: would have created 0, updated 0, skipped 1")
+    assert out.startswith("dry run, nothing written: would have created 0, updated 0, skipped 0, invalid 0, held back 1")
     assert "Held back (edited by hand; use --force):\n  abc-123" in out
     assert "disable gone (gone.example.com)" in out
     assert Schedule.objects.filter(enabled=True).count() == 2

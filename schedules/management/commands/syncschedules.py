@@ -1,4 +1,10 @@
-"""``python manage.py syncschedules``: one import from the upstream API."""
+"""``python manage.py syncschedules``: one import from the upstream API.
+
+Exit status: 0 every entry was imported, skipped or held back; 1 nothing was
+imported (the API could not be read, answered in the wrong shape, or
+--disable-missing would disable more than half without --force); 2 bad
+arguments; 3 the valid entries were imported but at least one was rejected.
+"""
 
 import argparse
 from urllib.parse import urlsplit
@@ -18,6 +24,10 @@ def _http_url(value: str) -> str:
     if not valid:
         raise argparse.ArgumentTypeError(f"{redact_url(value)!r} is not an http:// or https:// URL")
     return value
+
+
+EXIT_API_UNREADABLE = 1
+EXIT_ENTRIES_REJECTED = 3
 
 
 class Command(BaseCommand):
@@ -41,7 +51,7 @@ class Command(BaseCommand):
             )
         except SyncError as exc:
             source = "--url" if options["url"] else "API_URL"
-            raise CommandError(f"API sync failed ({source}): {exc}") from None
+            raise CommandError(f"API sync failed ({source}): {exc}", returncode=EXIT_API_UNREADABLE) from None
         prefix = "dry run, nothing written: would have " if result["dry_run"] else ""
         self.stdout.write(
             f"{prefix}created {result['created']}, updated {result['updated']}, skipped {result['skipped']}, "
@@ -60,3 +70,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{title}:")
                 for line in result[key]:
                     self.stdout.write(f"  {line}")
+        if result["rejected"]:
+            raise CommandError(
+                f"{len(result['rejected'])} entries were rejected (listed above); the valid ones were imported",
+                returncode=EXIT_ENTRIES_REJECTED,
+            )
