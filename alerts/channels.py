@@ -48,7 +48,10 @@ def send(*, channel: AlertChannel, key: str, title: str, text: str, payload: dic
             headers={"X-Alert-Key": key},
         ).send(fail_silently=False)
         return
-    session = build_session(token="", retries=2, backoff=0.2, methods=frozenset({"POST"}))
+    # One deadline for the call and its quick retries. Webhook URLs are set by
+    # admins or the environment, so private addresses (an internal relay) are allowed.
+    session = build_session(token="", retries=2, backoff=0.2, methods=frozenset({"POST"}),
+                            deadline=settings.ALERT_WEBHOOK_TIMEOUT * 3)
     with session:
         # stream=True: the answer's body is never read (a huge one costs nothing).
         with session.post(
