@@ -9,7 +9,6 @@ import threading
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import close_old_connections
 
 from . import checks
