@@ -4,23 +4,12 @@ silent gaps; it resumes by itself at ``resume_at``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
 
 class SchedulePauseQuerySet(models.QuerySet):
-    def covering(self, *, at: datetime) -> "SchedulePauseQuerySet":
-        """Pauses in force at ``at``: begun by then, not resumed by hand by
-        then, and not past their own resume time."""
-        return self.filter(
-            Q(resumed_at__isnull=True) | Q(resumed_at__gt=at),
-            Q(resume_at__isnull=True) | Q(resume_at__gt=at),
-            paused_at__lte=at,
-        )
-
     def open(self) -> "SchedulePauseQuerySet":
         return self.filter(resumed_at__isnull=True)
 
