@@ -4,6 +4,7 @@ Run through bench/run.sh (a throw-away PostgreSQL and Redis):
 
     bench/run.sh bench/bench_live.py latency --schedules 10000 --instances 3 --edits 100
     bench/run.sh bench/bench_live.py latency --schedules 10000 --instances 3 --edits 100 --no-redis
+    bench/run.sh bench/bench_live.py latency --schedules 10000 --instances 3 --edits 100 --no-redis --delete
     bench/run.sh bench/bench_live.py diff --schedules 10000 --runs 7
     bench/run.sh bench/bench_live.py diff --schedules 100000 --runs 5
     bench/run.sh bench/bench_live.py startup --schedules 100000 --runs 3
@@ -100,7 +101,10 @@ def latency(args) -> None:
                 with transaction.atomic():
                     # Registered first, so it runs at commit, before the notice is published.
                     transaction.on_commit(lambda key=str(schedule_id): edits.__setitem__(key, time.time()))
-                    update_schedule(schedule_id=schedule_id, time_config={"hour": n % 24, "minute": 59})
+                    if args.delete:  # a queryset delete: no signal, found by the change log or a notice
+                        Schedule.objects.filter(schedule_id=schedule_id).delete()
+                    else:
+                        update_schedule(schedule_id=schedule_id, time_config={"hour": n % 24, "minute": 59})
                 time.sleep(args.spacing)
             time.sleep(3)
         finally:
@@ -122,7 +126,7 @@ def latency(args) -> None:
                 raise SystemExit(f"{log_path.name}: {len(missing)} edits never applied")
     s = summary(latencies)
     mode = "without Redis (change-log poll)" if args.no_redis else "with Redis (pub/sub notices)"
-    print(f"{args.edits} edits x {args.instances} instances, {args.schedules} schedules loaded, {mode}")
+    print(f"{args.edits} {'deletes' if args.delete else 'edits'} x {args.instances} instances, {args.schedules} schedules loaded, {mode}")
     print(f"commit-to-applied latency: p50 {s['median'] * 1000:.0f} ms, p95 {s['p95'] * 1000:.0f} ms, "
           f"p99 {s['p99'] * 1000:.0f} ms, max {s['max'] * 1000:.0f} ms; applied via {sources}")
 
@@ -181,6 +185,7 @@ def main() -> None:
     p.add_argument("--edits", type=int, default=100)
     p.add_argument("--spacing", type=float, default=0.1)
     p.add_argument("--no-redis", action="store_true")
+    p.add_argument("--delete", action="store_true", help="delete the schedules instead of editing them")
     p = sub.add_parser("diff")
     p.add_argument("--schedules", type=int, default=10000)
     p.add_argument("--runs", type=int, default=5)
