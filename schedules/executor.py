@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 
+from history.wording import duration_in_words
+
 logger = logging.getLogger("schedules.executor")
 
 # Below this, a slot fired early is run at once: timers are not worth it.
@@ -77,6 +79,6 @@ class SlotExecutor(ThreadPoolExecutor):
         for run_time in run_times:
             late = self.db_now() - run_time
             if job.misfire_grace_time is not None and late > timedelta(seconds=job.misfire_grace_time):
-                self.on_unrun_slot(job, run_time, f"missed by {late}: later than the grace time")
+                self.on_unrun_slot(job, run_time, f"missed by {duration_in_words(late)}: later than the grace time")
                 continue
             self.on_slot(job, run_time)
