@@ -2,11 +2,13 @@ import json
 
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from .admin_filters import DomainFilter, InstanceFilter
-from .models import JobExecution
+from .models import ExecutionStatus, JobExecution
 from .pagination import EstimatedCountPaginator
+from .wording import lateness
 
 STATUS_COLOURS = {
     "success": "#1a7f37",
@@ -38,10 +40,8 @@ class JobExecutionAdmin(admin.ModelAdmin):
         "started_at",
         "coloured_status",
         "schedule_link",
-        "scheduled_for",
-        "start_delay_display",
+        "slot",
         "duration",
-        "scan_id",
         "trigger",
         "instance_id",
         "error_excerpt",
@@ -56,7 +56,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("execution_id", "coloured_status", "schedule_link", "domain", "domain_config_id",
                            "job_id", "trigger", "scan_id", "instance_id")}),
-        ("Times", {"fields": ("scheduled_for", "started_at", "start_delay_display", "completed_at", "duration",
+        ("Times", {"fields": ("scheduled_for", "slot", "started_at", "start_delay_display", "completed_at", "duration",
                               "heartbeat_at",
                               "created_at")}),
         ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
@@ -89,6 +89,20 @@ class JobExecutionAdmin(admin.ModelAdmin):
             return f"{obj.domain} (deleted schedule)" if obj.schedule_id is None else obj.domain
         return format_html('<a href="{}">{}</a>', url, obj.domain)
 
+    @admin.display(description="slot", ordering="scheduled_for")
+    def slot(self, obj):
+        """The slot's time and how late it started ("started 4 minutes late")."""
+        if obj.scheduled_for is None:
+            return "manual run"
+        when = timezone.localtime(obj.scheduled_for).strftime("%Y-%m-%d %H:%M:%S")
+        if obj.status in (ExecutionStatus.MISSED, ExecutionStatus.SKIPPED):
+            note = "not run"
+        elif obj.status == ExecutionStatus.QUEUED:
+            note = "waiting for a free worker"
+        else:
+            note = lateness(scheduled_for=obj.scheduled_for, started_at=obj.started_at)
+        return format_html('<span class="nowrap">{}</span><br><small class="lateness">{}</small>', when, note)
+
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, obj):
         return "" if obj.duration_seconds is None else f"{obj.duration_seconds:.2f} s"
@@ -115,7 +129,11 @@ class JobExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="error details")
     def error_details_pretty(self, obj):
-        return _json_block(obj.error_details)
+        details = obj.error_details
+        if isinstance(details, dict) and "traceback" in details:
+            # Shown above in its own field, once.
+            details = {key: value for key, value in details.items() if key != "traceback"}
+        return _json_block(details)
 
     @admin.display(description="metadata")
     def metadata_pretty(self, obj):

@@ -198,7 +198,8 @@ def has_live_run(*, schedule_id: uuid.UUID, stale_after: timedelta, exclude: uui
     return running.exists()
 
 
-def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: str, requested_by: str) -> uuid.UUID:
+def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: str, requested_by: str,
+                     metadata: dict | None = None) -> uuid.UUID:
     execution = JobExecution.objects.create(
         schedule_id=schedule_id,
         job_id=f"schedule:{schedule_id}",
@@ -207,7 +208,7 @@ def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: s
         status=ExecutionStatus.QUEUED,
         trigger=ExecutionTrigger.MANUAL,
         started_at=timezone.now(),
-        metadata={"requested_by": requested_by},
+        metadata={**(metadata or {}), "requested_by": requested_by},
     )
     return execution.execution_id
 

@@ -24,6 +24,8 @@ from .models import FINISHED_STATUSES, ExecutionStatus, ExecutionTrigger, JobExe
 
 SUCCESS = Q(status=ExecutionStatus.SUCCESS)
 FAILED = Q(status=ExecutionStatus.FAILED)
+MISSED = Q(status=ExecutionStatus.MISSED)
+SKIPPED = Q(status=ExecutionStatus.SKIPPED)
 # Outcomes that are neither success nor failed (skipped, missed, ...).
 OTHER = Q(status__in=FINISHED_STATUSES) & ~SUCCESS & ~FAILED
 
@@ -90,6 +92,8 @@ def get_statistics_for_windows(*, lengths: list[timedelta], now: datetime | None
             f"total_{i}": Count("pk", filter=inside),
             f"successful_{i}": Count("pk", filter=inside & SUCCESS),
             f"failed_{i}": Count("pk", filter=inside & FAILED),
+            f"missed_{i}": Count("pk", filter=inside & MISSED),
+            f"skipped_{i}": Count("pk", filter=inside & SKIPPED),
             f"avg_{i}": Avg("duration_seconds", filter=inside),
             f"min_{i}": Min("duration_seconds", filter=inside),
             f"max_{i}": Max("duration_seconds", filter=inside),
@@ -100,6 +104,11 @@ def get_statistics_for_windows(*, lengths: list[timedelta], now: datetime | None
             "total_executions": row[f"total_{i}"],
             "successful": row[f"successful_{i}"],
             "failed": row[f"failed_{i}"],
+            # The dashboard's breakdown adds up to the finished total.
+            "missed": row[f"missed_{i}"],
+            "skipped": row[f"skipped_{i}"],
+            "other": row[f"total_{i}"] - row[f"successful_{i}"] - row[f"failed_{i}"] - row[f"missed_{i}"]
+            - row[f"skipped_{i}"],
             "success_rate": success_rate(successful=row[f"successful_{i}"], total=row[f"total_{i}"]),
             "avg_duration": _round(row[f"avg_{i}"]),
             "min_duration": _round(row[f"min_{i}"]),

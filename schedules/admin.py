@@ -3,12 +3,16 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html_join
 
+from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from history.services import queue_manual_run
+from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
+from reruns.admin import rerun_missed
 from scanner_project.redaction import shorten
 
 from .admin_history import ScheduleHistoryMixin
@@ -68,6 +72,24 @@ class ScheduleForm(forms.ModelForm):
         fields = "__all__"
         error_messages = _json_errors("time_config", "scan_settings")
         field_classes = {"time_config": BoundedJSONField, "scan_settings": BoundedJSONField}
+        help_texts = {"domain_config_id": "The upstream API's id for this domain. For a schedule made by hand, "
+                                          "keep the generated manual-… id: the API import never touches it."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance._state.adding and "domain_config_id" in self.fields:
+            self.fields["domain_config_id"].initial = f"manual-{uuid.uuid4().hex[:12]}"
+
+    def add_error(self, field, error):
+        # A field that could not be parsed (invalid JSON) keeps its model
+        # default, and the model's own check of the schedule would then add a
+        # second, misleading error ("time_config.hour: is required") to it.
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            kept = {name: errors for name, errors in error.error_dict.items() if name not in (self._errors or {})}
+            if not kept:
+                return
+            error = ValidationError(kept)
+        super().add_error(field, error)
 
 
 class ScanProfileForm(forms.ModelForm):
@@ -79,7 +101,8 @@ class ScanProfileForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin):
+class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin, ScheduleHistoryMixin,
+                    AuditSectionMixin, admin.ModelAdmin):
     form = ScheduleForm
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
     list_filter = ("frequency", "enabled", "last_status")
@@ -92,7 +115,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
         ("Scan settings", {"fields": ("scan_settings", "edited_manually", "from_api")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
-    actions = ("enable_schedules", "disable_schedules", "run_now")
+    actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected, rerun_missed)
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")
@@ -108,7 +131,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
 
     @admin.display(description=f"next {UPCOMING_COUNT} runs")
     def upcoming_runs(self, obj: Schedule):
-        if obj.pk is None:
+        if obj.pk is None or obj._state.adding:
             return "Shown after saving."
         try:
             times = obj.upcoming_runs(count=UPCOMING_COUNT)
@@ -157,7 +180,7 @@ class ScheduleAdmin(ValidSelectionMixin, ScheduleHistoryMixin, admin.ModelAdmin)
 
 
 @admin.register(ScanProfile)
-class ScanProfileAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class ScanProfileAdmin(AuditedActionsMixin, ValidSelectionMixin, AuditSectionMixin, admin.ModelAdmin):
     form = ScanProfileForm
     list_display = ("name", "max_pages", "scan_depth", "max_retries", "allow_deep_scan", "updated_at")
     search_fields = ("name",)

@@ -8,7 +8,13 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from .api_client import ApiNotConfigured
 from .sync import SyncError, sync_schedules_from_api
+
+# What a web user can do about it (the command's "--url" is no help here).
+NOT_CONFIGURED = ("API sync is not set up: the service has no valid API_URL. It is read from the service's "
+                  "environment: whoever deploys it sets API_URL (and API_TOKEN if the API needs one) and restarts "
+                  "it. Until then, add schedules here with \"Add schedule\".")
 
 
 def sync_view(*, model_admin: admin.ModelAdmin):
@@ -18,6 +24,8 @@ def sync_view(*, model_admin: admin.ModelAdmin):
             raise PermissionDenied
         try:
             result = sync_schedules_from_api()
+        except ApiNotConfigured:
+            model_admin.message_user(request, NOT_CONFIGURED, messages.ERROR)
         except SyncError as exc:
             model_admin.message_user(request, f"API sync failed: {exc}", messages.ERROR)
         else:

@@ -1,3 +1,4 @@
+import contextlib
 import uuid
 from datetime import datetime, timedelta
 
@@ -7,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
+
+from audit import recording as audit
 
 from scanner_project.redaction import shown
 
@@ -65,31 +68,49 @@ def _record_changes(model, pks, *, with_schedules_of_profiles: bool = False) -> 
 
 
 class ChangeRecordingQuerySet(models.QuerySet):
-    """Bulk writes record their rows in ScheduleChange, like save() does."""
+    """Bulk writes record their rows in ScheduleChange, like save() does, and
+    in the audit trail (audit.recording)."""
 
     def update(self, **kwargs):
         if set(kwargs) <= BOOKKEEPING_FIELDS:
             return super().update(**kwargs)
         with transaction.atomic(using=self.db):
-            _record_changes(self.model, self.values_list("pk", flat=True))
-            return super().update(**kwargs)
+            pks = list(self.values_list("pk", flat=True))
+            _record_changes(self.model, pks)
+            with audit.tracking(self.model, pks, names=kwargs):
+                return super().update(**kwargs)
 
     def delete(self):
         with transaction.atomic(using=self.db):
-            _record_changes(self.model, self.values_list("pk", flat=True), with_schedules_of_profiles=True)
-            return super().delete()
+            pks = list(self.values_list("pk", flat=True))
+            _record_changes(self.model, pks, with_schedules_of_profiles=True)
+            with _audited_delete(self.model, pks):
+                return super().delete()
 
     def bulk_create(self, objs, *args, **kwargs):
         with transaction.atomic(using=self.db):
             created = super().bulk_create(objs, *args, **kwargs)
-            _record_changes(self.model, (obj.pk for obj in created))
+            pks = [obj.pk for obj in created]
+            _record_changes(self.model, pks)
+            audit.record_created(self.model, pks)
             return created
 
     # bulk_update() goes through update(), which records.
 
 
+@contextlib.contextmanager
+def _audited_delete(model, pks: list):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(audit.recording_delete(model, pks))
+        if model is ScanProfile:
+            # Its schedules lose their profile (SET NULL, not through update()).
+            users = list(Schedule.objects.filter(profile__in=pks).values_list("pk", flat=True))
+            stack.enter_context(audit.tracking(Schedule, users, names=["profile"]))
+        yield
+
+
 class ChangeRecordingModel(models.Model):
-    """save() and delete() of a single row record it in ScheduleChange."""
+    """save() and delete() of a single row record it in ScheduleChange and the audit trail."""
 
     objects = ChangeRecordingQuerySet.as_manager()
 
@@ -98,15 +119,21 @@ class ChangeRecordingModel(models.Model):
 
     def save(self, *args, **kwargs):
         update_fields = kwargs.get("update_fields")
+        if update_fields is not None and set(update_fields) <= BOOKKEEPING_FIELDS:
+            return super().save(*args, **kwargs)
+        adding = self._state.adding
         with transaction.atomic(using=kwargs.get("using")):
-            super().save(*args, **kwargs)
-            if update_fields is None or not set(update_fields) <= BOOKKEEPING_FIELDS:
-                _record_changes(type(self), [self.pk])
+            with contextlib.nullcontext() if adding else audit.tracking(type(self), [self.pk], names=update_fields):
+                super().save(*args, **kwargs)
+            if adding:
+                audit.record_created(type(self), [self.pk])
+            _record_changes(type(self), [self.pk])
 
     def delete(self, *args, **kwargs):
         with transaction.atomic(using=kwargs.get("using")):
             _record_changes(type(self), [self.pk], with_schedules_of_profiles=True)
-            return super().delete(*args, **kwargs)
+            with _audited_delete(type(self), [self.pk]):
+                return super().delete(*args, **kwargs)
 
 
 class ScanProfile(ChangeRecordingModel):

@@ -19,6 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from audit.actor import on_behalf
+from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
 from scanner_project.redaction import shorten
 
@@ -123,7 +125,8 @@ def import_entries(
         plan.changes.append(f"disable {dcid} ({row['domain']}): not in the API's answer")
     _refuse_mass_disable(plan=plan, api_owned=sum(row["from_api"] for row in stored.values()), force=force)
     if not dry_run:
-        _write(plan=plan)
+        with on_behalf(ActorKind.API_SYNC):
+            _write(plan=plan)
     result = {
         "created": len(plan.create),
         "updated": len(plan.update),

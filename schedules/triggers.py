@@ -272,7 +272,7 @@ def describe(frequency: str, time_config: dict, timezone: str) -> str:
     if frequency == "cron":
         return f"Cron {config.get('expression', '?')} {timezone}"
     if frequency == "interval":
-        parts = [f"{config[k]} {k}" for k in _INTERVAL_UNITS if config.get(k)]
+        parts = [f"{config[k]} {k[:-1] if config[k] == 1 else k}" for k in reversed(_INTERVAL_UNITS) if config.get(k)]
         return "Every " + " ".join(parts) if parts else "Every ?"
     if frequency == "once":
         return f"Once at {config.get('at', '?')} {timezone}"

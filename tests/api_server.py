@@ -116,7 +116,8 @@ class ApiServer:
                 api.hits[path] += 1
                 api.authorization.append(self.headers.get("Authorization"))
                 length = int(self.headers.get("Content-Length") or 0)
-                api.bodies.append(self.rfile.read(length))
+                self.request_body = self.rfile.read(length)
+                api.bodies.append(self.request_body)
                 behaviour = api.routes.get(path)
                 if behaviour is None:
                     send(self, 404, b'{"detail": "not found"}')

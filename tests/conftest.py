@@ -95,3 +95,11 @@ def sync_settings(settings):
     settings.API_SYNC_BACKOFF = 0.01
     settings.HTTP_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
     return settings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_smtp_server_log():
+    # aiosmtpd logs every SMTP command at INFO.
+    import logging
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)

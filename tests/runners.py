@@ -39,3 +39,11 @@ def sleepy_runner(request):
 def failing_runner(request):
     _record(request)
     raise ConnectionError(f"scan API unreachable for {request.domain}")
+
+
+def flaky_runner(request):
+    """Fails while the schedule's scan_settings say {"fail": true}."""
+    _record(request)
+    if request.scan_settings.get("fail"):
+        raise ConnectionError(f"scan API unreachable for {request.domain}")
+    return ScanResult(scan_id=f"scan-{request.execution_id}", metadata={"runner": "flaky"})

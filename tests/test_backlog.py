@@ -66,8 +66,12 @@ def test_healthz_is_degraded_not_down_while_the_queue_is_late(backlog, settings)
 
 
 def test_each_execution_shows_its_start_delay_in_admin(admin_client, backlog):
+    from history.wording import lateness
+
     html = admin_client.get(reverse("admin:history_jobexecution_changelist")).content.decode()
-    assert "start delay" in html.lower() and "90.00 s" in html
+    late = lateness(scheduled_for=backlog.scheduled_for, started_at=backlog.started_at)
+    assert late.startswith("started ") and late in html, "the list says how late each run started"
+    assert html.count("waiting for a free worker") == 3, "a queued slot has not started: no lateness yet"
     detail = admin_client.get(reverse("admin:history_jobexecution_change", args=[backlog.pk])).content.decode()
     assert "90.00 s" in detail
     assert backlog.start_delay == timedelta(seconds=90)

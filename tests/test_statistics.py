@@ -119,5 +119,10 @@ def test_windows_statistics_in_one_query_match_the_single_window_ones(known_week
     with CaptureQueriesContext(connection) as queries:
         rows = statistics.get_statistics_for_windows(lengths=lengths, now=NOW)
     assert len(queries) == 1
-    assert rows == [statistics.get_window_statistics(since=NOW - length, until=NOW) for length in lengths]
+    design = [{key: row[key] for key in statistics.STATISTICS_KEYS} for row in rows]
+    assert design == [statistics.get_window_statistics(since=NOW - length, until=NOW) for length in lengths]
+    # The dashboard's breakdown adds up to the finished total.
+    assert all(r["successful"] + r["failed"] + r["missed"] + r["skipped"] + r["other"] == r["total_executions"]
+               for r in rows)
+    assert [r["missed"] for r in rows] == [1, 1, 1]
     assert [r["total_executions"] for r in rows] == [2, 5, 7]  # the missed run 24 h ago is inside

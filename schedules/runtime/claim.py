@@ -12,6 +12,7 @@ from django.db import DatabaseError
 
 from history import services as history
 from history.models import ExecutionStatus
+from history.wording import duration_in_words
 from scanner_project import metrics
 
 from ..jobs import JobSpec
@@ -87,7 +88,7 @@ def _too_late(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, fired_
     now = ctx.clock()
     late = (fired_at or now) - scheduled_for
     if late > timedelta(seconds=ctx.misfire_grace):
-        return f"missed by {late}: later than the grace time"
+        return f"missed by {duration_in_words(late)}: later than the grace time"
     if ctx.coalesce:
         later = spec.trigger.get_next_fire_time(scheduled_for, scheduled_for + timedelta(microseconds=1))
         if later is not None and later <= now:

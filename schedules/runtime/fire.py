@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 
+from history.wording import duration_in_words
+
 logger = logging.getLogger("schedules.runtime")
 
 # Below this, a slot fired early is run at once: timers are not worth it.
@@ -81,6 +83,6 @@ class SlotExecutor(ThreadPoolExecutor):
         for run_time in run_times:
             late = fired_at - run_time
             if job.misfire_grace_time is not None and late > timedelta(seconds=job.misfire_grace_time):
-                self.on_unrun_slot(job, run_time, f"missed by {late}: later than the grace time")
+                self.on_unrun_slot(job, run_time, f"missed by {duration_in_words(late)}: later than the grace time")
                 continue
             self.on_slot(job, run_time, fired_at)

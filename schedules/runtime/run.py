@@ -41,6 +41,8 @@ def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobS
                                      error_message="the schedule no longer exists or is disabled")
             return ExecutionStatus.SKIPPED
         if scheduled_for is not None:
+            if _skipped_for_pause(ctx, spec, execution_id, scheduled_for):
+                return ExecutionStatus.SKIPPED
             metrics.SLOT_START_DELAY.observe(max((row["started_at"] - scheduled_for).total_seconds(), 0.0))
         return execute(ctx, spec, execution_id, scheduled_for=scheduled_for, trigger=row["trigger"],
                        metadata=row["metadata"],
@@ -119,3 +121,21 @@ def renew_running(ctx: RunContext) -> None:
         history.touch_running(execution_ids=[s.execution_id for s in running])
     except DatabaseError as exc:
         ctx.db_outage.down(exc, "heartbeats resume when it returns")
+
+
+def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
+    """A paused schedule's slot is recorded skipped with the pause's note.
+    Checked when a worker takes it: one query per slot, by the one instance
+    that took it (a pause made while the slot waited in the queue holds it too)."""
+    from pauses.selectors import paused_reason
+
+    try:
+        reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
+    except DatabaseError:
+        return False  # unknown: run it rather than lose the slot
+    if reason:
+        logger.info("Slot %s of %s skipped: %s", scheduled_for, spec.job_id, reason,
+                    **log_extra(ctx, spec, execution_id, scheduled_for))
+        finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, ctx.clock(), error_message=reason,
+               metadata={"instance_id": ctx.instance_id, "trigger": "scheduled", "reason": reason})
+    return bool(reason)

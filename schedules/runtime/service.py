@@ -98,6 +98,9 @@ class SchedulerService:
         self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
                                 spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if config.scan else None
         self._startup_writes: threading.Thread | None = None
+        from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
+
+        self.alerts = AlertLoop(instance_id=self.instance_id)
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -286,6 +289,9 @@ class SchedulerService:
         self._every("skew", 10.0, self._measure_skew)
         if self.config.history_retention_days:
             self._every("history_cleanup", 300.0, self._history_cleanup)
+        self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
+        self._every("pauses", 10.0, self._close_expired_pauses)
+        self._every("reruns", 1.0, self._queue_reruns)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
@@ -326,10 +332,22 @@ class SchedulerService:
         run_periodic_sync(instance_id=instance_id, enabled=self.config.enable_api_sync,
                           interval=self.config.api_sync_interval)
 
+    def _queue_reruns(self) -> None:
+        from reruns.services import promote_waiting
+
+        promote_waiting()
+
+    def _close_expired_pauses(self) -> None:
+        from pauses.services import close_expired
+
+        close_expired(now=self.executor.db_now())
+
     def _history_cleanup(self) -> None:
+        from audit.cleanup import cleanup_old_entries
         from history.cleanup import cleanup_if_due
 
-        cleanup_if_due(instance_id=self.instance_id)
+        if cleanup_if_due(instance_id=self.instance_id) is not None:  # this instance's daily turn
+            cleanup_old_entries(days=settings.HISTORY_RETENTION_DAYS, now=self.executor.db_now())
 
     def _watchdog_loop(self) -> None:
         """Renews the locks and heartbeats of running scans every third of the

@@ -1,4 +1,6 @@
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from history.cleanup import cleanup_old_executions
 from scanner_project.arguments import at_least_one
@@ -22,3 +24,8 @@ class Command(BaseCommand):
             raise CommandError(f"--{name.replace('_', '-')}: {reason}") from None
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(f"{verb} {count} execution(s) older than {days} day(s).")
+        if not dry_run and apps.is_installed("audit"):
+            from audit.cleanup import cleanup_old_entries
+
+            entries = cleanup_old_entries(days=days, now=timezone.now())
+            self.stdout.write(f"Deleted {entries} audit entr{'y' if entries == 1 else 'ies'} older than {days} day(s).")

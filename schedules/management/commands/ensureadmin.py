@@ -16,7 +16,7 @@ class Command(BaseCommand):
         users = get_user_model()
         if users.objects.filter(username=username).exists():
             self.stdout.write(f"== log in as {username!r} with the password printed when it was created "
-                              f"(forgot it? python manage.py changepassword {username})")
+                              f"(forgot it? .venv/bin/python manage.py changepassword {username})")
             return
         password = secrets.token_urlsafe(12)
         users.objects.create_superuser(username=username, email="", password=password)

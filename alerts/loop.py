@@ -1,0 +1,75 @@
+"""The alert work of one runscheduler instance: evaluate the conditions, then
+deliver, in a background thread so that a slow SMTP server or webhook never
+holds up the main loop's heartbeats. Started from the main loop's ``_every``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from django.db import close_old_connections
+
+from . import checks
+from .channels import environment_channels, register_environment_channels
+from .delivery import dispatch_all
+
+logger = logging.getLogger("alerts")
+
+# How far back the first evaluation after a start looks for finished runs.
+FIRST_LOOKBACK = timedelta(minutes=10)
+# Added to the time since the last evaluation: runs recorded a little late.
+MARGIN = timedelta(seconds=30)
+
+
+class AlertLoop:
+    def __init__(self, *, instance_id: str):
+        environment_channels()  # a bad ALERT_EMAILS / ALERT_WEBHOOK_URLS stops the start, naming the value
+        self.instance_id = instance_id
+        self._last: float | None = None
+        self._registered = False
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> None:
+        """Start one evaluate-and-deliver pass unless the last one still runs."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._pass, name="alerts", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _pass(self) -> None:
+        try:
+            self.run_once()
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            logger.exception("Alert pass failed")
+        finally:
+            close_old_connections()
+
+    def run_once(self) -> None:
+        if not self._registered:
+            register_environment_channels()
+            self._registered = True
+        now = time.monotonic()
+        lookback = FIRST_LOOKBACK if self._last is None else timedelta(seconds=now - self._last) + MARGIN
+        self._last = now
+        evaluate(lookback=lookback, instance_id=self.instance_id)
+        dispatch_all()
+
+
+def evaluate(*, lookback: timedelta, instance_id: str = "") -> None:
+    """Every condition, each on its own: one failing check never stops the others."""
+    for name, check in (
+        ("schedule streaks", lambda: checks.check_schedule_streaks(finished_within=lookback, instance_id=instance_id)),
+        ("scheduler liveness", lambda: checks.check_scheduler_liveness(instance_id=instance_id)),
+        ("queue age", lambda: checks.check_queue_age(age_seconds=checks.oldest_queued_age_seconds(),
+                                                     instance_id=instance_id)),
+    ):
+        try:
+            check()
+        except Exception:  # noqa: BLE001
+            logger.exception("Alert check %s failed", name)

@@ -1,0 +1,65 @@
+"""Pausing and resuming schedules (admin actions, the Python API)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit import recording as audit
+from audit.models import AuditAction
+from schedules.models import Schedule
+
+from .models import SchedulePause
+
+AUTOMATIC = "automatic"
+
+
+def close_expired(*, schedule_ids: list[uuid.UUID] | None = None, now: datetime) -> int:
+    """Mark pauses past their resume time as resumed (automatically), so the
+    record says when each pause ended."""
+    expired = SchedulePause.objects.open().filter(resume_at__lte=now)
+    if schedule_ids is not None:
+        expired = expired.filter(schedule_id__in=schedule_ids)
+    return expired.update(resumed_at=F("resume_at"), resumed_by=AUTOMATIC)
+
+
+def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: str,
+                    resume_at: datetime | None = None, now: datetime | None = None) -> int:
+    """Pause each schedule not paused yet; returns how many were paused.
+
+    Raises ValidationError naming the field when the reason is empty or the
+    resume time is not in the future; nothing is stored then."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "reason: say why the schedules are paused (it is shown in their history)"})
+    if resume_at is not None and resume_at <= now:
+        raise ValidationError({"resume_at": f"resume_at: {resume_at.isoformat()} is not in the future"})
+    with transaction.atomic():
+        close_expired(schedule_ids=schedule_ids, now=now)
+        already = set(SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
+                      .values_list("schedule_id", flat=True))
+        new = [SchedulePause(schedule_id=pk, reason=reason, paused_by=paused_by, paused_at=now, resume_at=resume_at)
+               for pk in dict.fromkeys(schedule_ids) if pk not in already]
+        SchedulePause.objects.bulk_create(new)
+        until = resume_at.isoformat(timespec="seconds") if resume_at else "resumed by hand"
+        audit.record_event(Schedule, [p.schedule_id for p in new], action=AuditAction.PAUSE,
+                           changes={"paused": [None, f"{reason} (until {until})"]})
+    return len(new)
+
+
+def resume_schedules(*, schedule_ids: list[uuid.UUID], resumed_by: str, now: datetime | None = None) -> int:
+    """End the open pauses of these schedules; returns how many were paused."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        close_expired(schedule_ids=schedule_ids, now=now)
+        pauses = SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
+        ids = list(pauses.values_list("schedule_id", flat=True))
+        count = pauses.update(resumed_at=now, resumed_by=resumed_by)
+        audit.record_event(Schedule, ids, action=AuditAction.RESUME, changes={"paused": ["yes", None]})
+    return count
