@@ -103,6 +103,8 @@ def test_postgres_restart_is_survived_without_stale_connection_errors(cluster):
         cluster.wait_for_log(instance, "missed", timeout=20)
     finally:
         start_postgres()
+        # This test process's own pool backed off while the server was down: start a new one.
+        connection.close_pool()
     resumed_at = datetime.now(UTC)
 
     def ran_again() -> bool:
