@@ -56,7 +56,8 @@ class JobExecutionAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("execution_id", "coloured_status", "schedule_link", "domain", "domain_config_id",
                            "job_id", "trigger", "scan_id", "instance_id")}),
-        ("Times", {"fields": ("scheduled_for", "slot", "started_at", "completed_at", "duration", "heartbeat_at",
+        ("Times", {"fields": ("scheduled_for", "slot", "started_at", "start_delay_display", "completed_at", "duration",
+                              "heartbeat_at",
                               "created_at")}),
         ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
         ("Result", {"fields": ("cookies", "metadata_pretty")}),
@@ -96,6 +97,8 @@ class JobExecutionAdmin(admin.ModelAdmin):
         when = timezone.localtime(obj.scheduled_for).strftime("%Y-%m-%d %H:%M:%S")
         if obj.status in (ExecutionStatus.MISSED, ExecutionStatus.SKIPPED):
             note = "not run"
+        elif obj.status == ExecutionStatus.QUEUED:
+            note = "waiting for a free worker"
         else:
             note = lateness(scheduled_for=obj.scheduled_for, started_at=obj.started_at)
         return format_html('<span class="nowrap">{}</span><br><small class="lateness">{}</small>', when, note)
@@ -103,6 +106,11 @@ class JobExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="duration", ordering="duration_seconds")
     def duration(self, obj):
         return "" if obj.duration_seconds is None else f"{obj.duration_seconds:.2f} s"
+
+    @admin.display(description="start delay")
+    def start_delay_display(self, obj):
+        delay = obj.start_delay
+        return "" if delay is None else f"{delay.total_seconds():.2f} s"
 
     @admin.display(description="error")
     def error_excerpt(self, obj):

@@ -1,11 +1,12 @@
 import uuid
+from datetime import timedelta
 
 from django.db import models
 from django.db.models import Q
 
 
 class ExecutionStatus(models.TextChoices):
-    QUEUED = "queued"  # a manual run waiting for an instance to pick it up
+    QUEUED = "queued"  # fired (or requested by "Run now"), waiting for a free worker on any instance
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -87,8 +88,18 @@ class JobExecution(models.Model):
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status="running"), name="job_exec_running_heartbeat_idx"
             ),
-            models.Index(fields=["created_at"], condition=Q(status="queued"), name="job_exec_queued_idx"),
+            # The queue, in the order workers take it (history.services.take_queued).
+            models.Index(fields=["trigger", "started_at"], condition=Q(status="queued"), name="job_exec_queue_idx"),
         ]
+
+    @property
+    def start_delay(self) -> timedelta | None:
+        """From the slot (or the "Run now" request) to a worker starting it;
+        None while it waits in the queue or for a slot that never started."""
+        if self.status in (ExecutionStatus.QUEUED, ExecutionStatus.MISSED) or self.started_at is None:
+            return None
+        since = self.scheduled_for or self.created_at
+        return max(self.started_at - since, timedelta(0)) if since else None
 
     def __str__(self) -> str:
         return f"{self.domain} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -9,6 +9,7 @@ skewed still agree on which runs have stopped beating.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,9 +55,11 @@ def claim_slot(
     instance_id: str,
     started_at: datetime | None = None,
     metadata: dict | None = None,
+    status: str = ExecutionStatus.QUEUED,
 ) -> uuid.UUID | None:
-    """Insert the ``running`` row of a slot. Returns its id, or None when
-    another instance claimed the slot first."""
+    """Insert the row of a slot, ``queued`` for any instance's workers to take
+    (see take_queued). Returns its id, or None when another instance claimed
+    the slot first."""
     execution_id = uuid.uuid4()
     now = started_at or timezone.now()
     won = _insert_slot_row(
@@ -66,7 +69,7 @@ def claim_slot(
             "job_id": f"schedule:{schedule_id}",
             "domain": domain,
             "domain_config_id": domain_config_id,
-            "status": ExecutionStatus.RUNNING,
+            "status": status,
             "trigger": ExecutionTrigger.SCHEDULED,
             "scheduled_for": scheduled_for,
             "started_at": now,
@@ -210,22 +213,66 @@ def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: s
     return execution.execution_id
 
 
-def claim_queued_runs(*, instance_id: str, limit: int) -> list[JobExecution]:
-    """Take queued manual runs with a conditional UPDATE per row: of several
-    instances, exactly one changes a row from queued to running."""
-    claimed = []
-    candidates = JobExecution.objects.filter(status=ExecutionStatus.QUEUED).order_by("created_at")
-    for execution_id in candidates.values_list("execution_id", flat=True)[:limit]:
-        now = timezone.now()
-        won = JobExecution.objects.filter(execution_id=execution_id, status=ExecutionStatus.QUEUED).update(
-            status=ExecutionStatus.RUNNING, instance_id=instance_id, started_at=now, heartbeat_at=Now(),
-            metadata=_with_instance(execution_id, instance_id),
-        )
-        if won:
-            claimed.append(JobExecution.objects.get(execution_id=execution_id))
-    return claimed
+def fold_queued(*, schedule_id: uuid.UUID, before: datetime, reason: str) -> int:
+    """Coalescing: the queued scheduled slots of a schedule older than
+    ``before`` are recorded missed, so a schedule never has more than one
+    slot waiting."""
+    return JobExecution.objects.filter(
+        schedule_id=schedule_id, status=ExecutionStatus.QUEUED, trigger=ExecutionTrigger.SCHEDULED,
+        scheduled_for__lt=before,
+    ).update(status=ExecutionStatus.MISSED, completed_at=Now(), error_message=reason)
 
 
-def _with_instance(execution_id: uuid.UUID, instance_id: str) -> dict:
-    metadata = JobExecution.objects.filter(execution_id=execution_id).values_list("metadata", flat=True).first()
-    return {**(metadata or {}), "instance_id": instance_id}
+def take_queued(*, instance_id: str, limit: int, now: datetime | None = None) -> list[dict]:
+    """Take up to ``limit`` queued rows for this instance's free workers,
+    turning them ``running``: manual runs first ('manual' sorts before
+    'scheduled'), then the oldest. PostgreSQL skips rows another instance is
+    taking (FOR UPDATE SKIP LOCKED); SQLite serialises writers, and the outer
+    ``status = queued`` makes the UPDATE conditional either way."""
+    if limit <= 0:
+        return []
+    table = JobExecution._meta.db_table
+    now = now or timezone.now()
+    started = JobExecution._meta.get_field("started_at").get_db_prep_save(now, connection)
+    pick = f"SELECT execution_id FROM {table} WHERE status = %s ORDER BY trigger, started_at LIMIT %s"
+    assign = f"SET status = %s, instance_id = %s, started_at = %s, heartbeat_at = {_db_now_sql()}"
+    if connection.vendor == "postgresql":
+        # A CTE, not "IN (subquery)": PostgreSQL may run such a subquery once
+        # per outer row, and each run would lock and return another row.
+        returned = ", ".join(f"{table}.{column}" for column in _TAKEN_COLUMNS)
+        sql = (f"WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE {table} {assign} "
+               f"FROM picked WHERE {table}.execution_id = picked.execution_id AND {table}.status = %s "
+               f"RETURNING {returned}")
+        params = [ExecutionStatus.QUEUED, limit, ExecutionStatus.RUNNING, instance_id, started, ExecutionStatus.QUEUED]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [dict(zip(_TAKEN_COLUMNS, row)) for row in cursor.fetchall()]
+        for row in rows:  # one round trip per take: this is on every slot's path
+            if isinstance(row["metadata"], str):
+                row["metadata"] = json.loads(row["metadata"])
+        return sorted(rows, key=_queue_order)
+    else:
+        sql = f"UPDATE {table} {assign} WHERE status = %s AND execution_id IN ({pick}) RETURNING execution_id"
+        params = [ExecutionStatus.RUNNING, instance_id, started, ExecutionStatus.QUEUED, ExecutionStatus.QUEUED, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return sorted(JobExecution.objects.filter(execution_id__in=ids).values(*_TAKEN_COLUMNS), key=_queue_order)
+
+
+_TAKEN_COLUMNS = ("execution_id", "schedule_id", "scheduled_for", "trigger", "metadata", "started_at", "created_at")
+
+
+def _queue_order(row: dict) -> tuple:
+    return row["trigger"], row["scheduled_for"] or row["created_at"]
+
+
+def requeue(*, execution_ids: list[uuid.UUID]) -> int:
+    """Give taken rows whose scan never started back to the queue (shutdown)."""
+    if not execution_ids:
+        return 0
+    return JobExecution.objects.filter(execution_id__in=execution_ids, status=ExecutionStatus.RUNNING).update(
+        status=ExecutionStatus.QUEUED, instance_id=""
+    )

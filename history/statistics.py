@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 
-from django.db.models import Avg, Count, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet
+from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
-from .models import FINISHED_STATUSES, ExecutionStatus, JobExecution
+from .models import FINISHED_STATUSES, ExecutionStatus, ExecutionTrigger, JobExecution
 
 SUCCESS = Q(status=ExecutionStatus.SUCCESS)
 FAILED = Q(status=ExecutionStatus.FAILED)
@@ -213,3 +214,43 @@ def get_failing_schedules(*, days: int = 7, limit: int = 10, now: datetime | Non
         }
         for row in rows
     ]
+
+
+# Rows a worker took from the queue: their started_at is when a worker began.
+TAKEN = (ExecutionStatus.RUNNING, ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED,
+         ExecutionStatus.ABANDONED, ExecutionStatus.INTERRUPTED)
+START_DELAY = ExpressionWrapper(F("started_at") - F("scheduled_for"), output_field=DurationField())
+
+
+def get_queue_backlog(*, now: datetime | None = None, using: str = "default") -> dict:
+    """{"depth": queued executions, "oldest_seconds": how long the oldest has
+    waited (None when the queue is empty)}. A queued row's started_at is the
+    time it was queued until a worker takes it."""
+    queued = JobExecution.objects.using(using).filter(status=ExecutionStatus.QUEUED)
+    row = queued.aggregate(depth=Count("pk"), oldest=Min("started_at"))
+    oldest = row["oldest"]
+    return {"depth": row["depth"],
+            "oldest_seconds": None if oldest is None else round(max((_now(now) - oldest).total_seconds(), 0.0), 1)}
+
+
+def get_hourly_start_delays(*, hours: int = 24, now: datetime | None = None) -> list[dict]:
+    """Per hour (oldest first, the current one included): {"hour", "avg", "max"}
+    seconds from scheduled slot to a worker starting it; None in hours without runs."""
+    until = _now(now)
+    current = until.replace(minute=0, second=0, microsecond=0)
+    hour_list = [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
+    rows = (
+        JobExecution.objects.filter(started_at__gte=hour_list[0], started_at__lt=until, status__in=TAKEN,
+                                    trigger=ExecutionTrigger.SCHEDULED, scheduled_for__isnull=False)
+        .annotate(hour=TruncHour("started_at", tzinfo=dt_timezone.utc), delay=START_DELAY)
+        .values("hour")
+        .annotate(avg=Avg("delay"), max=Max("delay"))
+        .order_by()
+    )
+    by_hour = {row["hour"]: row for row in rows}
+
+    def seconds(value) -> float | None:
+        return None if value is None else _round(max(value.total_seconds(), 0.0))
+
+    return [{"hour": hour, "avg": seconds(by_hour.get(hour, {}).get("avg")),
+             "max": seconds(by_hour.get(hour, {}).get("max"))} for hour in hour_list]

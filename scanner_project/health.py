@@ -68,8 +68,14 @@ def check_database(*, db: DatabaseConnection, timeout: float) -> dict:
         from schedules.models import SchedulerInstance
 
         live = list(SchedulerInstance.objects.using(db.alias).live().values_list("instance_id", "last_seen"))
+        from history.statistics import get_queue_backlog
+
+        backlog = get_queue_backlog(using=db.alias)
+        late = backlog["oldest_seconds"] is not None and backlog["oldest_seconds"] > settings.QUEUE_WARN_SECONDS
         return {
             "database": {"status": "ok"},
+            # Late work is degraded, not down: scans still run, only behind.
+            "queue": {"status": "degraded" if late else "ok", **backlog, "warn_seconds": settings.QUEUE_WARN_SECONDS},
             "scheduler": {
                 "status": "ok" if live else "down",
                 "live_instances": len(live),
@@ -96,13 +102,16 @@ def health_report(*, db: DatabaseConnection | None = None, timeout: float = DEAD
         "database": database.get("database", database),  # a timeout or error of the thread itself
         "redis": waits["redis"]() if "redis" in waits else {"status": "disabled"},
         "scheduler": database.get("scheduler", {"status": "unknown", "detail": "the database did not answer"}),
+        "queue": database.get("queue", {"status": "unknown", "detail": "the database did not answer"}),
     }
     healthy = (
         report["database"]["status"] == "ok"
         and report["redis"]["status"] in ("ok", "disabled")
         and report["scheduler"]["status"] == "ok"
     )
-    return {"status": "ok" if healthy else "error", **report}
+    if not healthy:
+        return {"status": "error", **report}
+    return {"status": "degraded" if report["queue"]["status"] == "degraded" else "ok", **report}
 
 
 def may_see_details(request) -> bool:
@@ -121,4 +130,5 @@ def may_see_details(request) -> bool:
 def healthz(request):
     report = health_report()
     body = report if may_see_details(request) else {"status": report["status"]}
-    return JsonResponse(body, status=200 if report["status"] == "ok" else 503)
+    # Degraded (a late queue) is still 200: scans run, only behind.
+    return JsonResponse(body, status=503 if report["status"] == "error" else 200)

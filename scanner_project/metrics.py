@@ -14,7 +14,7 @@ EXECUTION_DURATION = Histogram(
 )
 SLOT_START_DELAY = Histogram(
     "scanner_slot_start_delay_seconds",
-    "Time from a slot's scheduled time to its claim",
+    "Time from a slot's scheduled time to a worker starting it",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 CLAIM_LOSSES = Counter("scanner_claim_losses_total", "Slots another instance claimed first")
@@ -25,3 +25,6 @@ CHANGES_APPLIED = Counter("scanner_schedule_changes_applied_total", "Schedule ch
 SYNC_RESULTS = Counter("scanner_sync_entries_total", "API sync entries by outcome", ["outcome"])
 SYNC_FAILURES = Counter("scanner_sync_failures_total", "API syncs that could not read the API")
 HISTORY_CLEANUP_DELETED = Counter("scanner_history_cleanup_deleted_total", "Execution rows deleted by cleanup")
+LOOP_ALIVE = Gauge("scanner_loop_alive", "1 while the instance's background loop runs, 0 once it ended", ["loop"])
+QUEUE_DEPTH = Gauge("scanner_queue_depth", "Executions queued for a free worker (read at scrape time)")
+QUEUE_OLDEST = Gauge("scanner_queue_oldest_seconds", "How long the oldest queued execution has waited (0: none)")

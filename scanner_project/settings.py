@@ -137,6 +137,11 @@ JOB_REPLACE_EXISTING_INSTANCE = env_bool("JOB_REPLACE_EXISTING_INSTANCE", True)
 JOB_MAX_INSTANCES = env_int("JOB_MAX_INSTANCES", 1, minimum=1)
 JOB_COALESCE = env_bool("JOB_COALESCE", True)
 JOB_MISFIRE_GRACE_TIME = env_int("JOB_MISFIRE_GRACE_TIME", 300, minimum=1)
+# Schedules without their own spread_minutes run this many seconds at most
+# after their slot, at a stable offset per schedule (schedules/spread.py).
+DEFAULT_SPREAD_SECONDS = env_int("DEFAULT_SPREAD_SECONDS", 0, minimum=0, maximum=24 * 3600)
+# /healthz says degraded when the oldest queued slot waited longer than this.
+QUEUE_WARN_SECONDS = env_float("QUEUE_WARN_SECONDS", 300.0, minimum=1)
 LOCK_TIMEOUT = env_float("LOCK_TIMEOUT", 60.0, minimum=0.3)
 SCHEDULE_CHECK_INTERVAL = env_float("SCHEDULE_CHECK_INTERVAL", 60.0, minimum=0.1)
 CHANGE_POLL_INTERVAL = env_float("CHANGE_POLL_INTERVAL", 0.5, minimum=0.05)

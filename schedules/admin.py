@@ -111,7 +111,7 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
     readonly_fields = ("schedule_id", "from_api", "upcoming_runs", "next_run", "last_run", "last_status", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("schedule_id", "domain_config_id", "domain", "profile", "enabled")}),
-        ("When", {"fields": ("frequency", "time_config", "timezone", "upcoming_runs")}),
+        ("When", {"fields": ("frequency", "time_config", "timezone", "spread_minutes", "upcoming_runs")}),
         ("Scan settings", {"fields": ("scan_settings", "edited_manually", "from_api")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
@@ -151,9 +151,9 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
             self.message_user(request, warning, messages.WARNING)
 
     def _set_enabled(self, request, queryset, enabled: bool):
-        ids = list(queryset.values_list("schedule_id", flat=True))
-        # update() sends no signals: announce the change to running schedulers here.
-        count = Schedule.objects.filter(schedule_id__in=ids).update(enabled=enabled, updated_at=timezone.now())
+        ids = Schedule.objects.filter(pk__in=queryset.values("pk")).set_enabled(enabled)
+        count = len(ids)
+        # bulk_update sends no signals: announce the change to running schedulers here.
         publish_schedule_changes(ids)
         word = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{word} {count} schedule(s).", messages.SUCCESS)

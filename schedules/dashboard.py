@@ -23,6 +23,7 @@ from .models import Schedule, SchedulerInstance
 
 WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
 CHART_DAYS = 14
+DELAY_HOURS = 24
 OTHER_COLOUR = "#9a6700"
 
 
@@ -49,7 +50,16 @@ def _charts(*, now: datetime) -> dict:
         ("average", "#0969da", [row["avg"] for row in durations]),
         ("maximum", "#8250df", [row["max"] for row in durations]),
     ]
+    delays = statistics.get_hourly_start_delays(hours=DELAY_HOURS, now=now)
+    delay_series = [
+        ("average", "#0969da", [row["avg"] for row in delays]),
+        ("maximum", "#bc4c00", [row["max"] for row in delays]),
+    ]
     return {
+        "delays_chart": charts.lines(label="Start delay per hour (slot to worker)",
+                                     labels=[timezone.localtime(row["hour"]).strftime("%H:00") for row in delays],
+                                     series=delay_series, unit=" s"),
+        "delays_legend": charts.legend([(name, colour) for name, colour, _ in delay_series]),
         "outcomes_chart": charts.stacked_bars(label="Executions per day by outcome", labels=labels,
                                               series=outcome_series),
         "outcomes_legend": charts.legend([(name, colour) for name, colour, _ in outcome_series]),
@@ -72,7 +82,9 @@ def dashboard_context(*, now: datetime | None = None, sections: frozenset = froz
     context = {"now": now, "sections": sections, "chart_days": CHART_DAYS, "stale_seconds": settings.INSTANCE_STALE_SECONDS}
     if "history" in sections:
         context.update(windows=window_statistics(now=now), **_charts(now=now),
-                       failing=statistics.get_failing_schedules(days=7, limit=10, now=now))
+                       failing=statistics.get_failing_schedules(days=7, limit=10, now=now),
+                       queue=statistics.get_queue_backlog(now=now), queue_warn_seconds=settings.QUEUE_WARN_SECONDS,
+                       delay_hours=DELAY_HOURS)
     if "schedules" in sections:
         context["next_runs"] = list(next_runs(limit=10))
     if "instances" in sections:

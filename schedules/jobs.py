@@ -19,7 +19,8 @@ from apscheduler.triggers.base import BaseTrigger
 from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import MD5, Cast, JSONObject
 
-from .models import Schedule
+from .models import ScanProfile, Schedule
+from .spread import spread, spread_offset
 from .triggers import TimeConfigError, trigger_for_key, trigger_key
 
 logger = logging.getLogger("schedules.jobs")
@@ -34,12 +35,8 @@ SPEC_COLUMNS = (
     "time_config",
     "timezone",
     "scan_settings",
-    "profile__max_pages",
-    "profile__scan_depth",
-    "profile__max_retries",
-    "profile__allow_deep_scan",
-    "profile__custom_pages",
-    "profile__accept_selector",
+    *(f"profile__{name}" for name in ScanProfile.SETTING_COLUMNS),
+    "spread_minutes",
 )
 
 
@@ -55,33 +52,21 @@ class JobSpec:
     trigger_key: str
     content_hash: str
     row_hash: str = ""  # the database's digest of the row (see row_digest)
+    offset_seconds: int = 0  # the spread offset (spread.py), part of trigger_key
+
+    @property
+    def trigger(self) -> BaseTrigger:
+        base = trigger_for_key(trigger_key(self.frequency, self.time_config, self.timezone))
+        return spread(base, self.offset_seconds)
 
     @property
     def job_id(self) -> str:
         return f"schedule:{self.schedule_id}"
 
     @property
-    def trigger(self) -> BaseTrigger:
-        return trigger_for_key(self.trigger_key)
-
-    @property
     def max_retries(self) -> int:
         value = self.scan_settings.get("maxRetries", 0)
         return value if isinstance(value, int) and value >= 0 else 0
-
-
-def _profile_settings(row: tuple) -> dict:
-    max_pages, depth, retries, deep, pages, selector = row[7:13]
-    if max_pages is None:  # no profile
-        return {}
-    return {
-        "maxPages": max_pages,
-        "scanDepth": depth,
-        "maxRetries": retries,
-        "allow_deep_scan": deep,
-        "customPages": list(pages or []),
-        "accept_selector": selector,
-    }
 
 
 def row_digest():
@@ -95,10 +80,11 @@ def row_digest():
 
 def spec_from_row(row: tuple) -> JobSpec:
     schedule_id, domain, config_id, frequency, time_config, tz, own_settings = row[:7]
-    row_hash = row[13] if len(row) > 13 else ""
-    settings = _profile_settings(row)
-    settings.update(own_settings or {})
-    key = trigger_key(frequency, time_config, tz)
+    row_hash = row[14] if len(row) > 14 else ""
+    settings = Schedule.merged_scan_settings(ScanProfile.scan_settings_of(*row[7:13]), own_settings)
+    offset = spread_offset(schedule_id, row[13])
+    # The offset is part of the key: a new spread moves the fire times.
+    key = trigger_key(frequency, time_config, tz) + (f" +{offset}s" if offset else "")
     content = json.dumps([domain, config_id, settings], sort_keys=True, default=str)
     return JobSpec(
         schedule_id=schedule_id,
@@ -111,6 +97,7 @@ def spec_from_row(row: tuple) -> JobSpec:
         trigger_key=key,
         content_hash=hashlib.blake2b((key + content).encode(), digest_size=16).hexdigest(),
         row_hash=row_hash,
+        offset_seconds=offset,
     )
 
 

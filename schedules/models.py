@@ -14,6 +14,7 @@ from audit import recording as audit
 from scanner_project.redaction import shown
 
 from .json_limits import json_problem
+from .spread import MAX_SPREAD_MINUTES, spread, spread_offset
 from .triggers import FREQUENCIES, TimeConfigError, build_trigger, check_once_not_past, describe, next_fire_times
 from .validators import normalize_domain, validate_domain, validate_domain_config_id
 
@@ -168,15 +169,27 @@ class ScanProfile(ChangeRecordingModel):
                 {"custom_pages": f"custom_pages: {shown(self.custom_pages)} must be a list of paths starting with /"}
             )
 
+    # The columns scan_settings_of takes, in order (a join from schedules
+    # reads them as profile__<name>).
+    SETTING_COLUMNS = ("max_pages", "scan_depth", "max_retries", "allow_deep_scan", "custom_pages", "accept_selector")
+
     def as_scan_settings(self) -> dict:
         """This profile in the upstream API's key names (what runners receive)."""
+        return self.scan_settings_of(*(getattr(self, name) for name in self.SETTING_COLUMNS))
+
+    @staticmethod
+    def scan_settings_of(max_pages, scan_depth, max_retries, allow_deep_scan, custom_pages, accept_selector) -> dict:
+        """The profile's columns as scan settings; {} when there is no profile
+        (a join found none). The one mapping, for model objects and raw rows."""
+        if max_pages is None:
+            return {}
         return {
-            "maxPages": self.max_pages,
-            "scanDepth": self.scan_depth,
-            "maxRetries": self.max_retries,
-            "allow_deep_scan": self.allow_deep_scan,
-            "customPages": list(self.custom_pages),
-            "accept_selector": self.accept_selector,
+            "maxPages": max_pages,
+            "scanDepth": scan_depth,
+            "maxRetries": max_retries,
+            "allow_deep_scan": allow_deep_scan,
+            "customPages": list(custom_pages or []),
+            "accept_selector": accept_selector,
         }
 
 
@@ -234,6 +247,21 @@ SCAN_SETTING_KEYS = (
 )
 
 
+class ScheduleQuerySet(ChangeRecordingQuerySet):
+    def set_enabled(self, enabled: bool, *, now: datetime | None = None) -> list[uuid.UUID]:
+        """Enable or disable these schedules with next_run recomputed, so a
+        bulk change never leaves a stale next_run (which start-up would record
+        as a false "missed"). Returns the ids changed."""
+        now = now or timezone.now()
+        schedules = list(self)
+        for schedule in schedules:
+            schedule.enabled = enabled
+            schedule.next_run = schedule.compute_next_run(now=now)
+            schedule.updated_at = now
+        Schedule.objects.bulk_update(schedules, ["enabled", "next_run", "updated_at"], batch_size=500)
+        return [schedule.schedule_id for schedule in schedules]
+
+
 class Schedule(ChangeRecordingModel):
     class Frequency(models.TextChoices):
         HOURLY = "hourly"
@@ -261,6 +289,11 @@ class Schedule(ChangeRecordingModel):
     scan_settings = models.JSONField(
         default=dict, blank=True, help_text="The domain's scan settings as the upstream API sends them"
     )
+    spread_minutes = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Run each slot at a stable offset within this many minutes after it (spreads a herd); "
+        "empty: DEFAULT_SPREAD_SECONDS",
+    )
     enabled = models.BooleanField(default=True, db_index=True)
     next_run = models.DateTimeField(null=True, blank=True)
     last_run = models.DateTimeField(null=True, blank=True)
@@ -273,6 +306,8 @@ class Schedule(ChangeRecordingModel):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ScheduleQuerySet.as_manager()
 
     class Meta:
         db_table = "schedules"
@@ -299,6 +334,9 @@ class Schedule(ChangeRecordingModel):
         except TimeConfigError as exc:
             field = exc.field.split(".")[0]
             raise ValidationError({field: str(exc)}) from None
+        if isinstance(self.spread_minutes, int) and not 0 <= self.spread_minutes <= MAX_SPREAD_MINUTES:
+            raise ValidationError({"spread_minutes": f"spread_minutes: {self.spread_minutes!r} is not between 0 and "
+                                                     f"{MAX_SPREAD_MINUTES}"})
         if not isinstance(self.scan_settings, dict):
             raise ValidationError({"scan_settings": f"scan_settings: {shown(self.scan_settings)} is not an object"})
         try:
@@ -333,7 +371,12 @@ class Schedule(ChangeRecordingModel):
 
     @property
     def trigger(self) -> BaseTrigger:
-        return build_trigger(self.frequency, self.time_config, self.timezone)
+        """The slots as they really run: the time config, moved by the spread offset."""
+        return spread(build_trigger(self.frequency, self.time_config, self.timezone), self.spread_offset)
+
+    @property
+    def spread_offset(self) -> int:
+        return spread_offset(self.schedule_id, self.spread_minutes)
 
     def upcoming_runs(self, *, count: int = 5, now: datetime | None = None) -> list[datetime]:
         return next_fire_times(self.trigger, count=count, now=now or timezone.now())
@@ -355,11 +398,11 @@ class Schedule(ChangeRecordingModel):
     def job_id(self) -> str:
         return f"schedule:{self.schedule_id}"
 
-    def effective_scan_settings(self) -> dict:
-        """Profile settings overlaid by the schedule's own (what the runner gets)."""
-        merged = self.profile.as_scan_settings() if self.profile_id and self.profile else {}
-        merged.update(self.scan_settings or {})
-        return merged
+    @staticmethod
+    def merged_scan_settings(profile_settings: dict, own_settings: dict | None) -> dict:
+        """Profile settings overlaid by the schedule's own: what the runner gets
+        (jobs.spec_from_row builds every snapshot with it)."""
+        return {**profile_settings, **(own_settings or {})}
 
 
 class SchedulerInstanceQuerySet(models.QuerySet):

@@ -33,7 +33,7 @@ class EnhancedScheduler:
 
     def start(self) -> None:
         """Load the schedules and run in background threads; returns at once."""
-        if self.service.enable_api_sync:
+        if self.service.config.enable_api_sync:
             self.sync_schedules_from_api()
         self._loop = threading.Thread(target=self.service.run, name="scheduler-loop", daemon=True)
         self._loop.start()
@@ -43,7 +43,7 @@ class EnhancedScheduler:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.service.request_stop())
-        if self.service.enable_api_sync:
+        if self.service.config.enable_api_sync:
             self.sync_schedules_from_api()
         self.service.run()
 

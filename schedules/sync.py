@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["SyncError", "SyncConflict", "TooManyMissing", "sync_schedules_from_api", "import_entries", "run_periodic_sync"]
 
 # The fields an API entry determines; anything else on the row is local state.
-SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings")
+SYNCED_FIELDS = ("domain", "frequency", "time_config", "timezone", "scan_settings", "spread_minutes")
 _STORED_FIELDS = ("schedule_id", "domain_config_id", *SYNCED_FIELDS, "enabled", "edited_manually", "from_api", "updated_at")
 PERIODIC_LOCK_KEY = "schedules:api-sync:interval"
 _BATCH = 500
@@ -222,7 +222,8 @@ def _plan_entry(
     candidate.edited_manually = False
     candidate.from_api = True
     # next_run depends only on these; 10,000 daily entries share a few dozen.
-    key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled)
+    key = (candidate.frequency, _canonical(candidate.time_config), candidate.timezone, candidate.enabled,
+           candidate.spread_offset)
     if key not in next_runs:
         next_runs[key] = candidate.compute_next_run(now=now)
     candidate.next_run = next_runs[key]
@@ -282,7 +283,8 @@ def _count(result: dict[str, Any]) -> None:
             SYNC_RESULTS.labels(outcome=outcome).inc(len(result[outcome]))
 
 
-def run_periodic_sync(*, instance_id: str) -> dict[str, Any] | None:
+def run_periodic_sync(*, instance_id: str, enabled: bool | None = None,
+                      interval: float | None = None) -> dict[str, Any] | None:
     """One import per API_SYNC_INTERVAL across all instances; never raises.
 
     The first instance to ``cache.add`` the key (SET NX on Redis) imports; the
@@ -291,9 +293,10 @@ def run_periodic_sync(*, instance_id: str) -> dict[str, Any] | None:
     Returns the result, ``{"error": message}`` when the import failed, or None
     when sync is off or another instance has this interval.
     """
-    if not settings.ENABLE_API_SYNC:
+    # The runtime passes its own configuration; the settings are the default.
+    if not (settings.ENABLE_API_SYNC if enabled is None else enabled):
         return None
-    interval = settings.API_SYNC_INTERVAL
+    interval = interval or settings.API_SYNC_INTERVAL
     hold = max(1, int(interval - min(5.0, interval * 0.1)))
     try:
         if not cache.add(PERIODIC_LOCK_KEY, instance_id, timeout=hold):

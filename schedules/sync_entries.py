@@ -25,7 +25,7 @@ from scanner_project.redaction import shown
 from .json_limits import json_problem
 from .validators import normalize_domain
 
-SCHEDULE_KEYS = {"frequency", "time", "timezone"}
+SCHEDULE_KEYS = {"frequency", "time", "timezone", "spread_minutes"}
 _HH_MM = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
 
 
@@ -120,6 +120,7 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         "frequency": schedule["frequency"],
         "time_config": _time_config(dcid=dcid, value=schedule.get("time", {})),
         "timezone": schedule.get("timezone", settings.TIME_ZONE),
+        "spread_minutes": schedule.get("spread_minutes"),
         "scan_settings": _without_nulls({k: v for k, v in data.items() if k not in ("domain", "schedule")}),
     }
 

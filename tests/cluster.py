@@ -40,14 +40,14 @@ class Cluster:
     env: dict = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
 
-    def start(self, name: str, **extra_env: str) -> Instance:
+    def start(self, name: str, *args: str, **extra_env: str) -> Instance:
         env = {**os.environ, "DATABASE_URL": test_database_url(), "SCAN_TEST_INSTANCE": name,
                "PYTHONUNBUFFERED": "1", **self.env, **extra_env}
         log_path = self.tmp / f"{name}.log"
         # An instance whose clock is off starts through the test launcher.
         launcher = ["-m", "tests.clock_offset"] if "SCHEDULER_TEST_CLOCK_OFFSET" in env else ["manage.py"]
         process = subprocess.Popen(
-            [sys.executable, *launcher, "runscheduler", "--instance-id", name],
+            [sys.executable, *launcher, "runscheduler", "--instance-id", name, *args],
             cwd=ROOT, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         instance = Instance(name, process, log_path)

@@ -80,8 +80,14 @@ def test_enable_and_disable_actions(admin_client, make_schedule):
     url = reverse("admin:schedules_schedule_changelist")
     admin_client.post(url, {"action": "disable_schedules", "_selected_action": [a.pk, b.pk]})
     assert Schedule.objects.filter(enabled=False).count() == 2
+    assert set(Schedule.objects.values_list("next_run", flat=True)) == {None}
+    stale = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    Schedule.objects.filter(pk=a.pk).update(next_run=stale)
     admin_client.post(url, {"action": "enable_schedules", "_selected_action": [a.pk]})
     assert set(Schedule.objects.filter(enabled=True).values_list("pk", flat=True)) == {a.pk}
+    a.refresh_from_db()
+    assert a.next_run == a.compute_next_run() and a.next_run > datetime.now(timezone.utc), \
+        "enabling writes a fresh next_run, never leaves a stale one"
 
 
 def test_profiles_are_editable(admin_client):

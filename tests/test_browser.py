@@ -92,7 +92,7 @@ def test_dashboard_charts_and_numbers(page, live_server, seeded):
     _login(page, live_server)
     page.click("#dashboard-link a")
     page.wait_for_selector("#dashboard")
-    assert page.locator("svg.chart").count() == 2
+    assert page.locator("svg.chart").count() == 3  # outcomes, durations, start delay
     assert page.locator("svg.chart rect.bar").count() >= 14
     assert page.locator("svg.chart polyline.line-average").count() >= 1
     # 30 days: 33 successful, 1 failed, 1 missed.

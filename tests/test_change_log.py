@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.db import transaction
 
-from schedules.bookkeeping import update_schedule_columns
+from schedules.runtime.finish import update_schedule_columns
 from schedules.live import ChangeFeed
 from schedules.models import ScanProfile, Schedule, ScheduleChange
 

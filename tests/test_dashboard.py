@@ -51,7 +51,7 @@ def test_dashboard_numbers_charts_next_runs_and_instances(admin_client, seeded):
     assert (windows["7 days"]["avg_duration"], windows["7 days"]["min_duration"],
             windows["7 days"]["max_duration"]) == (25.0, 10.0, 40.0)
     assert '<span class="success-rate">40.0</span>' in html
-    assert html.count('<svg class="chart"') == 2
+    assert html.count('<svg class="chart"') == 3  # outcomes, durations, start delay
     assert html.count('class="bar bar-failed"') == 2 and 'class="line line-average"' in html
     assert "<script" not in html.split('id="dashboard"')[1]  # charts need no JavaScript
     failing = response.context["failing"]
@@ -75,7 +75,7 @@ def test_empty_dashboard_renders(admin_client):
     assert response.status_code == 200
     assert b"No failures in the last 7 days." in response.content
     assert b"No scheduler instance has sent a heartbeat" in response.content
-    assert response.content.count(b'<svg class="chart"') == 2
+    assert response.content.count(b'<svg class="chart"') == 3
 
 
 def test_live_instance_uses_the_stale_setting(settings):

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from schedules.executor import SlotExecutor
+from schedules.runtime.fire import SlotExecutor
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -12,7 +12,7 @@ def make(coalesce, now):
     ran, unrun = [], []
     executor = SlotExecutor(
         max_workers=1, coalesce=coalesce, clock=lambda: now,
-        on_slot=lambda job, slot: ran.append(slot),
+        on_slot=lambda job, slot, fired_at: ran.append(slot),
         on_unrun_slot=lambda job, slot, reason: unrun.append((slot, reason)),
     )
     return executor, ran, unrun
@@ -47,6 +47,14 @@ def test_a_slot_later_than_the_grace_time_is_missed():
     assert ran == [] and unrun[0][0] == T0 and "grace" in unrun[0][1]
 
 
+def test_a_slot_fired_in_time_is_not_missed_for_waiting_for_a_firing_thread():
+    """A herd of 10,000 slots fired at one instant waits for the firing
+    threads; grace counts to when APScheduler fired it, not to the claim."""
+    executor, ran, unrun = make(coalesce=True, now=T0 + timedelta(seconds=31))
+    executor._run_slots(JOB, [T0], T0 + timedelta(seconds=1))
+    assert ran == [T0] and unrun == []
+
+
 def test_a_slot_fired_early_by_a_clock_ahead_of_the_database_waits_until_it_is_due():
     """Regression (fault harness): an instance 3 s ahead claimed each slot 3 s
     early, while the previous slot still ran elsewhere, and the run skipped
@@ -57,7 +65,7 @@ def test_a_slot_fired_early_by_a_clock_ahead_of_the_database_waits_until_it_is_d
 
     ran = []
     executor = SlotExecutor(max_workers=2, coalesce=True, skew=lambda: 0.6,
-                            on_slot=lambda job, slot: ran.append((slot, time.monotonic())),
+                            on_slot=lambda job, slot, fired_at: ran.append((slot, time.monotonic())),
                             on_unrun_slot=lambda job, slot, reason: None)
     executor.start(SimpleNamespace(_create_lock=threading.RLock), "default")
     job = SimpleNamespace(id="schedule:x", misfire_grace_time=30, max_instances=1, kwargs={})

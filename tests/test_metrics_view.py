@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from django.test import Client
 
 from scanner_project import metrics
@@ -11,10 +12,12 @@ DOCUMENTED = {
                 "scanner_locks_lost_total", "scanner_schedule_changes_applied_total", "scanner_sync_entries_total",
                 "scanner_sync_failures_total", "scanner_history_cleanup_deleted_total"],
     "histogram": ["scanner_execution_duration_seconds", "scanner_slot_start_delay_seconds"],
-    "gauge": ["scanner_schedules_loaded"],
+    "gauge": ["scanner_schedules_loaded", "scanner_queue_depth", "scanner_queue_oldest_seconds",
+              "scanner_loop_alive"],
 }
 
 
+@pytest.mark.django_db
 def test_metrics_endpoint_exposes_every_documented_metric_without_login():
     metrics.HISTORY_CLEANUP_DELETED.inc(0)
     response = Client().get("/metrics")

@@ -10,7 +10,7 @@ from django.db import connection
 from django_redis import get_redis_connection
 
 from history.models import JobExecution
-from schedules.locks import lock_key
+from schedules.runtime.lock import lock_key
 from schedules.models import Schedule, SchedulerInstance
 
 from .cluster import Cluster

@@ -146,3 +146,18 @@ def test_periodic_sync_never_raises_and_respects_the_switch(api_server, sync_set
     sync_settings.API_URL = api_server.serve_json("/s", EXAMPLE)
     assert run_periodic_sync(instance_id="a") == {"error": "RuntimeError: database went away"}
     assert API_TOKEN_FOR_TESTS not in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runtime_built_with_api_sync_on_syncs_whatever_the_setting_says(api_server, sync_settings):
+    """EnhancedScheduler(enable_api_sync=True): the runtime's own switch and
+    interval decide, not ENABLE_API_SYNC read again inside the sync."""
+    from schedules.runtime import SchedulerService
+
+    sync_settings.ENABLE_API_SYNC = False
+    sync_settings.API_URL = api_server.serve_json("/s", EXAMPLE)
+    service = SchedulerService(instance_id="sync-on", enable_api_sync=True, api_sync_interval=120)
+    service._api_sync(instance_id="sync-on")
+    assert Schedule.objects.filter(domain_config_id="abc-123").exists()
+    assert api_server.hits["/s"] == 1
+    cache.delete(PERIODIC_LOCK_KEY)

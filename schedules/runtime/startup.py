@@ -1,4 +1,6 @@
-"""What an instance writes once as it starts, after loading its jobs."""
+"""Start-up: what a firing instance writes once, after loading its jobs.
+The slots missed while no instance ran (the catch-up), and each schedule's next_run.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +8,18 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from django.conf import settings
 from django.db import DatabaseError
 
 from history import services as history
 
-from .bookkeeping import update_schedule_columns
-from .models import Schedule
+from ..models import Schedule
+from .finish import update_schedule_columns
 
 logger = logging.getLogger("schedules.runtime")
 
 
-def write_startup_records(*, instance_id: str, fires: dict[uuid.UUID, datetime | None]) -> None:
-    record_downtime_misses(instance_id=instance_id, grace=settings.JOB_MISFIRE_GRACE_TIME)
+def write_startup_records(*, instance_id: str, fires: dict[uuid.UUID, datetime | None], grace: float) -> None:
+    record_downtime_misses(instance_id=instance_id, grace=grace)
     write_next_runs(fires=fires)
     logger.info("Start-up records written: missed slots and %d next run times", len(fires))
 

@@ -1,9 +1,9 @@
-"""The scheduler runtime of one ``runscheduler`` process.
+"""Service: one ``runscheduler`` process, wiring the steps of the slot path.
 
-Every instance loads every enabled schedule and fires every slot; the slot's
-database claim picks the one instance that runs it (see execution.py). The
-main loop does the bookkeeping in short, interruptible steps: instance
-heartbeat, change detection, manual runs, abandoned-run sweep.
+It loads the jobs, starts firing (fire.py) and taking (take.py), and its main
+loop does the bookkeeping in short, interruptible steps: heartbeat, change
+detection, abandoned-run sweep, sync, cleanup. Shutdown lets running scans
+finish within the grace time and leaves queued slots queued.
 """
 
 from __future__ import annotations
@@ -24,14 +24,21 @@ from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
 
-from . import instances, startup
-from .execution import OutageLog, RunContext, execute, repair_connections, run_slot
-from .executor import SlotExecutor
-from .jobs import JobChange, JobSpec, change_for, iter_specs
-from .live import ChangeFeed
-from .locks import make_schedule_locks, make_slot_gate
-from .runners import get_runner
-from .sync_loop import PeriodicSyncThread
+from .. import instances
+from ..jobs import JobChange, JobSpec, change_for, iter_specs
+from ..live import ChangeFeed
+from ..runners import get_runner
+from ..sync_loop import PeriodicSyncThread
+from . import startup
+from .claim import fire_slot
+from .config import RuntimeConfig
+from .context import OutageLog, RunContext, repair_connections, skip_checkout_health_checks
+from .finish import sweep_abandoned
+from .fire import SlotExecutor
+from .lock import make_schedule_locks, make_slot_gate
+from .loops import Loops
+from .run import renew_running
+from .take import QueueTaker
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -39,46 +46,37 @@ TICK_SECONDS = 0.2
 
 
 class SchedulerService:
-    def __init__(
-        self,
-        *,
-        instance_id: str | None = None,
-        max_workers: int | None = None,
-        schedule_check_interval: float | None = None,
-        enable_api_sync: bool | None = None,
-        api_sync_interval: float | None = None,
-        lock_timeout: float | None = None,
-    ):
-        _skip_checkout_health_checks()
-        self.instance_id = instance_id or instances.default_instance_id()
-        self.max_workers = max_workers or settings.MAX_WORKERS
-        self.schedule_check_interval = schedule_check_interval or settings.SCHEDULE_CHECK_INTERVAL
-        self.enable_api_sync = settings.ENABLE_API_SYNC if enable_api_sync is None else enable_api_sync
-        self.api_sync_interval = api_sync_interval or settings.API_SYNC_INTERVAL
-        lock_timeout = lock_timeout or settings.LOCK_TIMEOUT
-        self.heartbeat_interval = lock_timeout / 3
+    def __init__(self, config: RuntimeConfig | None = None, **options):
+        """``options`` override single settings (RuntimeConfig field names)."""
+        self.config = config = config or RuntimeConfig.from_settings(**options)
+        self.fire, self.scan = config.fire, config.scan
+        self.exit_code = 0
+        skip_checkout_health_checks()
+        self.instance_id = config.instance_id
+        self.max_workers = config.max_workers
+        self.heartbeat_interval = config.heartbeat_interval
         self.stop_event = threading.Event()
         self._watchdog_stop = threading.Event()
         self.started_at: datetime | None = None
-        self.locks = make_schedule_locks(timeout=lock_timeout)
+        self.locks = make_schedule_locks(timeout=config.lock_timeout)
         self.ctx = RunContext(
             instance_id=self.instance_id,
             locks=self.locks,
             runner=get_runner(),
             stop=self.stop_event,
-            misfire_grace=settings.JOB_MISFIRE_GRACE_TIME,
-            coalesce=settings.JOB_COALESCE,
-            retry_backoff=settings.SCAN_RETRY_BACKOFF,
+            misfire_grace=config.misfire_grace,
+            coalesce=config.coalesce,
+            retry_backoff=config.retry_backoff,
             stale_after=timedelta(seconds=self.heartbeat_interval * 1.5),
             redis_outage=OutageLog("Redis"),
-            slot_gate=make_slot_gate(ttl=settings.JOB_MISFIRE_GRACE_TIME + 60),
+            slot_gate=make_slot_gate(ttl=config.misfire_grace + 60),
             db_outage=OutageLog("PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database"),
         )
         self.specs: dict[uuid.UUID, JobSpec] = {}
-        self.db_skew = 0.0  # seconds this clock is ahead of the database's (see executor.py)
+        self.db_skew = 0.0  # seconds this clock is ahead of the database's (see fire.py)
         self._specs_mutex = threading.RLock()
         self.executor = SlotExecutor(
-            max_workers=self.max_workers, coalesce=settings.JOB_COALESCE,
+            max_workers=self.max_workers, coalesce=config.coalesce,
             on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot, skew=lambda: self.db_skew,
         )
         # Runs are timed by the database's clock, the one all instances share.
@@ -89,14 +87,16 @@ class SchedulerService:
             job_defaults={
                 # Coalescing is applied by SlotExecutor so that folded slots are recorded.
                 "coalesce": False,
-                "max_instances": settings.JOB_MAX_INSTANCES,
-                "misfire_grace_time": settings.JOB_MISFIRE_GRACE_TIME,
+                "max_instances": config.max_instances,
+                "misfire_grace_time": config.misfire_grace,
             },
         )
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
         self.feed = ChangeFeed(service=self)
         self._last_run: dict[str, float] = {}
-        self._watchdog = threading.Thread(target=self._watchdog_loop, name="lock-watchdog", daemon=True)
+        self.loops = Loops(on_death=self._on_loop_death, on_db_error=self._on_db_error)
+        self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
+                                spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if config.scan else None
         self._startup_writes: threading.Thread | None = None
         from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
 
@@ -120,7 +120,7 @@ class SchedulerService:
         keyed.sort(key=lambda pair: pair[0])
         with self._specs_mutex:
             for fire, spec in keyed:
-                self._add_job(spec, next_run_time=fire, replace_existing=settings.JOB_REPLACE_EXISTING_INSTANCE)
+                self._add_job(spec, next_run_time=fire, replace_existing=self.config.replace_existing)
         metrics.SCHEDULES_LOADED.set(len(self.specs))
         logger.info("Loaded %d enabled schedules in %.2f s", len(self.specs), time.monotonic() - started)
         return len(self.specs)
@@ -184,12 +184,12 @@ class SchedulerService:
         return jobs
 
     # --- slots ------------------------------------------------------------
-    def _on_slot(self, job, scheduled_for: datetime) -> None:
+    def _on_slot(self, job, scheduled_for: datetime, fired_at: datetime) -> None:
         if self.stop_event.is_set():
             return  # not claimed: another instance runs it
         spec = self.specs.get(job.kwargs["schedule_id"])
         if spec is not None:
-            with_fresh_connections(run_slot)(self.ctx, spec, scheduled_for)
+            with_fresh_connections(fire_slot)(self.ctx, spec, scheduled_for, fired_at=fired_at)
 
     def _on_unrun_slot(self, job, scheduled_for: datetime, reason: str, status=ExecutionStatus.MISSED) -> None:
         spec = self.specs.get(job.kwargs["schedule_id"])
@@ -214,32 +214,18 @@ class SchedulerService:
         spec = self.specs.get(job.kwargs["schedule_id"])
         if spec is not None:
             for run_time in event.scheduled_run_times:
-                self.ctx.lost_slots.note(spec, run_time)
+                self.ctx.lost_slots.note(spec, run_time, self.executor.db_now())
 
     def _claim_lost_slots(self) -> None:
-        grace = timedelta(seconds=settings.JOB_MISFIRE_GRACE_TIME)
-        for spec, slot in self.ctx.lost_slots.unclaimed():
-            if self.executor.db_now() - slot > grace:
+        grace = timedelta(seconds=self.config.misfire_grace)
+        for spec, slot, fired_at in self.ctx.lost_slots.unclaimed():
+            if fired_at - slot > grace:
                 self._on_unrun_slot(self.scheduler.get_job(spec.job_id) or _JobRef(spec), slot,
                                     "no instance claimed it within the grace time")
                 continue
             logger.info("Slot %s of %s was not claimed by any instance; claiming it here", slot, spec.job_id)
-            self.executor._pool.submit(with_fresh_connections(run_slot), self.ctx, spec, slot, gate=False)
-
-    def _run_manual(self) -> None:
-        free = self.max_workers - len(self.ctx.running)
-        if free <= 0:
-            return
-        for execution in history.claim_queued_runs(instance_id=self.instance_id, limit=free):
-            spec = self.specs.get(execution.schedule_id) or self.feed.spec_of(execution.schedule_id)
-            if spec is None:
-                history.finish_execution(execution_id=execution.execution_id, status=ExecutionStatus.SKIPPED,
-                                         started_at=execution.started_at, error_message="schedule no longer exists")
-                continue
-            self.executor._pool.submit(
-                with_fresh_connections(execute), self.ctx, spec, execution.execution_id,
-                scheduled_for=None, trigger="manual", metadata=execution.metadata,
-            )
+            self.executor._pool.submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, gate=False,
+                                       fired_at=fired_at)
 
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -251,24 +237,31 @@ class SchedulerService:
         )
         self._every("skew", 10.0, self._measure_skew)
         self.feed.begin()
+        # A scans-only instance loads the jobs too (the snapshots its scans
+        # run with) but never starts firing them.
         self.load_all()
-        # Bookkeeping writes (100,000 next_run values on a first start) need not
-        # hold up the firing of slots.
-        fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
-        self._startup_writes = threading.Thread(
-            target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
-            kwargs={"instance_id": self.instance_id, "fires": fires}, daemon=True)
-        self._startup_writes.start()
-        self.scheduler.start()
+        if self.fire:
+            # Bookkeeping writes (100,000 next_run values on a first start) need
+            # not hold up the firing of slots.
+            fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
+            self._startup_writes = threading.Thread(
+                target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
+                kwargs={"instance_id": self.instance_id, "fires": fires, "grace": self.config.misfire_grace},
+                daemon=True)
+            self._startup_writes.start()
+            self.scheduler.start()
         self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
-        self._watchdog.start()
+        self.loops.start("lock-watchdog", self._watchdog_loop)
+        if self.taker is not None:
+            self.loops.start("queue-taker", lambda: self.taker.run_until_stopped(self.loops.one_pass))
         self.feed.start()
-        if self.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
-            PeriodicSyncThread(instance_id=self.instance_id, interval=self.api_sync_interval, stop=self.stop_event).start()
-        if settings.METRICS_PORT:
+        if self.config.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
+            PeriodicSyncThread(instance_id=self.instance_id, interval=self.config.api_sync_interval,
+                               stop=self.stop_event, sync=self._api_sync).start()
+        if self.config.metrics_port:
             from prometheus_client import start_http_server
 
-            start_http_server(settings.METRICS_PORT, addr=settings.METRICS_ADDR)
+            start_http_server(self.config.metrics_port, addr=self.config.metrics_addr)
         self._beat()
 
     def run(self) -> None:
@@ -288,14 +281,13 @@ class SchedulerService:
         close_old_connections()
         self._every("beat", 1.0, self._beat)
         self._every("bookkeeping", 0.5, self.ctx.bookkeeping.flush)
-        self._every("changes", settings.CHANGE_POLL_INTERVAL, self.feed.poll)
-        self._every("manual", 0.5, self._run_manual)
+        self._every("changes", self.config.change_poll_interval, self.feed.poll)
         self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
-        self._every("diff", self.schedule_check_interval, self.feed.full_diff)
+        self._every("diff", self.config.schedule_check_interval, self.feed.full_diff)
         self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
-        if settings.HISTORY_RETENTION_DAYS:
+        if self.config.history_retention_days:
             self._every("history_cleanup", 300.0, self._history_cleanup)
         self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
         self._every("pauses", 10.0, self._close_expired_pauses)
@@ -306,14 +298,16 @@ class SchedulerService:
         if now - self._last_run.get(name, float("-inf")) < interval:
             return
         self._last_run[name] = now
-        try:
-            task()
+        if self.loops.one_pass(name, task):
             self.ctx.db_outage.up()
-        except DatabaseError as exc:
-            self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
-            repair_connections()
-        except Exception:  # noqa: BLE001 - one failing task must not stop the loop
-            logger.exception("Periodic task %s failed", name)
+
+    def _on_db_error(self, exc: DatabaseError) -> None:
+        self.ctx.db_outage.down(exc, "bookkeeping resumes when it returns")
+        repair_connections()
+
+    def _on_loop_death(self, name: str) -> None:
+        self.exit_code = 1
+        self.request_stop()
 
     def _beat(self) -> None:
         jobs = self.loaded_jobs() if len(self.specs) <= instances.JOBS_REPORTED_MAX else None
@@ -321,18 +315,22 @@ class SchedulerService:
             instance_id=self.instance_id, started_at=self.started_at, jobs_loaded=len(self.specs),
             running_now=len(self.ctx.running),
             status={"jobs": jobs, "locks": self.locks.backend, "redis_down": self.ctx.redis_outage.is_down,
-                    "feed": self.feed.describe()},
+                    "feed": self.feed.describe(), "roles": [r for r, on in (("fire", self.fire), ("scan", self.scan))
+                                                            if on], "dead_loops": self.loops.dead},
         )
 
     def _measure_skew(self) -> None:
         self.db_skew = instances.database_clock_skew()
 
     def _sweep_abandoned(self) -> None:
-        if self.ctx.db_outage.recovered_within(self.heartbeat_interval * 2):
-            return  # every heartbeat is stale right after an outage; let them renew first
-        count = history.mark_abandoned(stale_after=self.ctx.stale_after)
-        if count:
-            logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
+        sweep_abandoned(self.ctx, heartbeat_interval=self.heartbeat_interval)
+
+    def _api_sync(self, *, instance_id: str) -> None:
+        from ..sync import run_periodic_sync
+
+        # This runtime's own switch and interval, not the settings read again.
+        run_periodic_sync(instance_id=instance_id, enabled=self.config.enable_api_sync,
+                          interval=self.config.api_sync_interval)
 
     def _queue_reruns(self) -> None:
         from reruns.services import promote_waiting
@@ -355,21 +353,13 @@ class SchedulerService:
         """Renews the locks and heartbeats of running scans every third of the
         lock timeout, so a scan of any length keeps its lock."""
         while not self._watchdog_stop.wait(self.heartbeat_interval):
-            with self.ctx.running_mutex:
-                running = list(self.ctx.running.values())
-            for scan in running:
-                if scan.lock is not None and not self.locks.renew(scan.lock):
-                    logger.warning("Lost lock of schedule %s while its scan runs: %s",
-                                   scan.schedule_id, scan.lock.lost_reason)
-            try:
-                with_fresh_connections(history.touch_running)(execution_ids=[s.execution_id for s in running])
-            except DatabaseError as exc:
-                self.ctx.db_outage.down(exc, "heartbeats resume when it returns")
+            self.loops.one_pass("lock-watchdog", lambda: renew_running(self.ctx))
 
     def shutdown(self, grace: float | None = None) -> None:
-        grace = settings.SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        grace = self.config.shutdown_grace if grace is None else grace
         self.stop_event.set()
-        logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s)", grace, len(self.ctx.running))
+        logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s); queued slots stay "
+                    "queued for the other instances", grace, len(self.ctx.running))
         self.feed.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
@@ -382,6 +372,8 @@ class SchedulerService:
         with self.ctx.running_mutex:
             left = list(self.ctx.running.values())
         self._watchdog_stop.set()
+        if self.taker is not None:
+            self.taker.shutdown()
         close_old_connections()
         try:
             if left:
@@ -404,16 +396,6 @@ class _JobRef:
 
     def __init__(self, spec: JobSpec):
         self.kwargs = {"schedule_id": spec.schedule_id}
-
-
-def _skip_checkout_health_checks() -> None:
-    """A scheduler takes a pooled connection for every slot; checking each one
-    on checkout was a fifth of a slot's database time. The runtime repairs the
-    pool itself after a database error instead (execution.repair_connections),
-    so in this process the check is switched off before the pool exists."""
-    wrapper = connections["default"]
-    if wrapper.vendor == "postgresql" and wrapper.alias not in getattr(wrapper, "_connection_pools", {}):
-        wrapper.settings_dict["CONN_HEALTH_CHECKS"] = False
 
 
 def _unused_job_function(**kwargs) -> None:

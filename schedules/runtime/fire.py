@@ -1,17 +1,5 @@
-"""An APScheduler thread-pool executor that tells each job its slot.
-
-APScheduler 3 calls a job without the fire time it is running for. The claim
-must use that time (the trigger's slot), never the wall clock at which a
-worker thread happened to start, so this executor passes it as
-``scheduled_for``. It also records the slots a run will not cover: misfired
-beyond the grace time, and coalesced, so gaps show in the history.
-
-Slots are due by the database's clock, the one all instances share. An
-instance whose own clock is ahead would otherwise claim (and run) each slot
-early, while the previous slot of the same schedule is still running
-elsewhere, which makes that run skip for an overlap. Such slots wait until
-they are due, on a timer that holds no worker and no APScheduler instance
-count (so the job's next fire is not refused as "max instances").
+"""Fire: APScheduler fires each schedule's slots on every firing instance.
+This executor names each job's slot (scheduled_for) and drops those fired past the grace time.
 """
 
 from __future__ import annotations
@@ -24,13 +12,26 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 
 from history.wording import duration_in_words
 
-logger = logging.getLogger("schedules.executor")
+logger = logging.getLogger("schedules.runtime")
 
 # Below this, a slot fired early is run at once: timers are not worth it.
 EARLY_TOLERANCE = 0.1
 
 
 class SlotExecutor(ThreadPoolExecutor):
+    """APScheduler 3 calls a job without the fire time it is running for. The claim
+    must use that time (the trigger's slot), never the wall clock at which a
+    worker thread happened to start, so this executor passes it as
+    ``scheduled_for``. It also records the slots a run will not cover: misfired
+    beyond the grace time, and coalesced, so gaps show in the history.
+
+    Slots are due by the database's clock, the one all instances share. An
+    instance whose own clock is ahead would otherwise claim (and run) each slot
+    early, while the previous slot of the same schedule is still running
+    elsewhere, which makes that run skip for an overlap. Such slots wait until
+    they are due, on a timer that holds no worker and no APScheduler instance
+    count (so the job's next fire is not refused as "max instances")."""
+
     def __init__(self, *, max_workers: int, coalesce: bool, on_slot, on_unrun_slot, clock=None, skew=None):
         super().__init__(max_workers=max_workers)
         # Seconds this process's clock is ahead of the database's.
@@ -59,17 +60,20 @@ class SlotExecutor(ThreadPoolExecutor):
             else:
                 self._run_job_success(job.id, [])
 
-        self._pool.submit(self._run_slots, job, list(run_times)).add_done_callback(done)
+        self._pool.submit(self._run_slots, job, list(run_times), self.db_now()).add_done_callback(done)
 
     def _submit_when_due(self, job, run_times: list[datetime]) -> None:
         try:
-            future = self._pool.submit(self._run_slots, job, run_times)
+            future = self._pool.submit(self._run_slots, job, run_times, self.db_now())
         except RuntimeError:  # the pool was shut down: this instance is stopping
             return
         future.add_done_callback(
             lambda f: f.exception() and logger.error("Job %s failed", job.id, exc_info=f.exception()))
 
-    def _run_slots(self, job, run_times: list[datetime]) -> None:
+    def _run_slots(self, job, run_times: list[datetime], fired_at: datetime | None = None) -> None:
+        """``fired_at``: when APScheduler handed the slots over. Grace counts
+        to then: a herd waiting here for a free firing thread is not late."""
+        fired_at = fired_at or self.db_now()
         # Coalescing happens here, not in APScheduler, so that the slots it
         # folds into one run are still recorded.
         if self.coalesce and len(run_times) > 1:
@@ -77,8 +81,8 @@ class SlotExecutor(ThreadPoolExecutor):
                 self.on_unrun_slot(job, skipped, "coalesced: a later slot of the same schedule ran instead")
             run_times = run_times[-1:]
         for run_time in run_times:
-            late = self.db_now() - run_time
+            late = fired_at - run_time
             if job.misfire_grace_time is not None and late > timedelta(seconds=job.misfire_grace_time):
                 self.on_unrun_slot(job, run_time, f"missed by {duration_in_words(late)}: later than the grace time")
                 continue
-            self.on_slot(job, run_time)
+            self.on_slot(job, run_time, fired_at)

@@ -1,10 +1,8 @@
-"""Second look at slots that lost the Redis gate.
-
-The gate (locks.SlotGate) lets losing instances skip their database insert.
-Should the winner die between winning the gate and inserting the claim, the
-slot would go unrun, so losers note each lost slot and, a few seconds later,
-check in one query that its row exists, claiming it themselves if not.
+"""Second look: a slot lost at the Redis gate is checked a few seconds later.
+Should its winner have died before inserting the claim, the loser claims it.
 """
+# Each noted slot keeps the time the loser fired it: the grace time counts to
+# then, since the slot was fired in time even if its first claimer then died.
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from datetime import datetime
 
 from history.models import ExecutionTrigger, JobExecution
 
-from .jobs import JobSpec
+from ..jobs import JobSpec
 
 VERIFY_AFTER_SECONDS = 3.0
 
@@ -22,15 +20,15 @@ VERIFY_AFTER_SECONDS = 3.0
 class LostSlotCheck:
     def __init__(self, *, verify_after: float = VERIFY_AFTER_SECONDS):
         self.verify_after = verify_after
-        self._pending: list[tuple[float, JobSpec, datetime]] = []
+        self._pending: list[tuple[float, JobSpec, datetime, datetime]] = []
         self._mutex = threading.Lock()
 
-    def note(self, spec: JobSpec, slot: datetime) -> None:
+    def note(self, spec: JobSpec, slot: datetime, fired_at: datetime) -> None:
         with self._mutex:
-            self._pending.append((time.monotonic() + self.verify_after, spec, slot))
+            self._pending.append((time.monotonic() + self.verify_after, spec, slot, fired_at))
 
-    def unclaimed(self) -> list[tuple[JobSpec, datetime]]:
-        """Noted slots whose check is due and that still have no row."""
+    def unclaimed(self) -> list[tuple[JobSpec, datetime, datetime]]:
+        """(spec, slot, fired_at) of noted slots whose check is due and that still have no row."""
         now = time.monotonic()
         with self._mutex:
             due = [item for item in self._pending if item[0] <= now]
@@ -41,15 +39,15 @@ class LostSlotCheck:
             existing = set(
                 JobExecution.objects.filter(
                     trigger=ExecutionTrigger.SCHEDULED,
-                    schedule_id__in={spec.schedule_id for _, spec, _ in due},
-                    scheduled_for__in={slot for _, _, slot in due},
+                    schedule_id__in={spec.schedule_id for _, spec, _, _ in due},
+                    scheduled_for__in={slot for _, _, slot, _ in due},
                 ).values_list("schedule_id", "scheduled_for")
             )
         except Exception:
             with self._mutex:  # the database is away: look again next time
                 self._pending.extend(due)
             raise
-        return [(spec, slot) for _, spec, slot in due if (spec.schedule_id, slot) not in existing]
+        return [(spec, slot, fired) for _, spec, slot, fired in due if (spec.schedule_id, slot) not in existing]
 
     def __len__(self) -> int:
         return len(self._pending)

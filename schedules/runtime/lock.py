@@ -1,8 +1,5 @@
-"""Per-schedule locks: redis-py's Lock through django-redis, or a local lock.
-
-The key is ``lock:schedule:<schedule_id>``, the one the troubleshooting guide
-names. The lock only keeps two runs of one schedule from overlapping; which
-instance runs a slot is decided by the database claim (history.services).
+"""Lock: a taken slot runs only while no other run of its schedule does (redis-py Lock per schedule).
+Without Redis, overlap is checked against running rows; the slot gate (SET NX) spares losing claims.
 """
 
 from __future__ import annotations
@@ -11,12 +8,19 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redis.exceptions import LockError, LockNotOwnedError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-logger = logging.getLogger(__name__)
+from history import services as history
+
+if TYPE_CHECKING:
+    from ..jobs import JobSpec
+    from .context import RunContext
+
+logger = logging.getLogger("schedules.runtime")
 
 REDIS_DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -160,3 +164,27 @@ def make_slot_gate(*, ttl: float) -> SlotGate:
 
         return SlotGate(client=get_redis_connection("default"), ttl=ttl)
     return SlotGate(client=None, ttl=ttl)
+
+
+def take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple[bool, HeldLock | None, str]:
+    """(may run, lock, reason). Without Redis, overlap is checked in the database."""
+    try:
+        if not ctx.redis_outage.should_try():
+            raise LockBackendDown("still unavailable")
+        held = ctx.locks.acquire(spec.schedule_id)
+        if held is None and not history.has_live_run(
+            schedule_id=spec.schedule_id, stale_after=ctx.stale_after, exclude=execution_id
+        ):
+            # The holder's run stopped beating (its process was killed): the
+            # lock is stale, not busy.
+            ctx.locks.break_stale(spec.schedule_id)
+            held = ctx.locks.acquire(spec.schedule_id)
+        ctx.redis_outage.up()
+    except LockBackendDown as exc:
+        ctx.redis_outage.down(exc, "running on the database claim alone")
+        if history.has_live_run(schedule_id=spec.schedule_id, stale_after=ctx.stale_after, exclude=execution_id):
+            return False, None, "a previous run of this schedule is still running (checked in the database)"
+        return True, None, ""
+    if held is None:
+        return False, None, f"lock lock:schedule:{spec.schedule_id} is held: a previous run is still running"
+    return True, held, ""

@@ -1,0 +1,88 @@
+"""Take: a taker thread per instance takes the oldest queued rows for its free workers.
+It wakes when this instance queued a slot or a worker finished, and polls for the others'.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from django_apscheduler.util import close_old_connections as with_fresh_connections
+
+from history import services as history
+
+from ..jobs import JobSpec
+from .context import RunContext, RunningScan
+from .run import run_taken
+
+logger = logging.getLogger("schedules.runtime")
+
+POLL_SECONDS = 0.25
+
+
+class QueueTaker:
+    def __init__(self, *, ctx: RunContext, max_workers: int, spec_of: Callable[[uuid.UUID], JobSpec | None],
+                 poll: float = POLL_SECONDS):
+        self.ctx = ctx
+        self.max_workers = max_workers
+        self.spec_of = spec_of
+        self.poll = poll
+        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scan")
+        self._in_flight = 0
+        self._mutex = threading.Lock()
+
+    @property
+    def free(self) -> int:
+        return self.max_workers - self._in_flight
+
+    def take_once(self) -> int:
+        """One pass: take up to the free workers' worth of rows and start them."""
+        free = self.free
+        if free <= 0 or self.ctx.stop.is_set():
+            return 0
+        rows = self._take(free)
+        for row in rows:
+            with self._mutex:
+                self._in_flight += 1
+            self.pool.submit(with_fresh_connections(self._run), row).add_done_callback(self._done)
+        return len(rows)
+
+    def _take(self, limit: int) -> list[dict]:
+        rows = history.take_queued(instance_id=self.ctx.instance_id, limit=limit, now=self.ctx.clock())
+        with self.ctx.running_mutex:
+            for row in rows:
+                # Registered before its scan starts, so that a shutdown waits
+                # for it and the watchdog keeps its heartbeat.
+                self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
+        return rows
+
+    def _run(self, row: dict) -> None:
+        """Run the row, then go on taking one row at a time while the queue has
+        any: a busy queue costs no hand-over to the taker thread per slot."""
+        while row is not None:
+            run_taken(self.ctx, row, spec_of=self.spec_of)
+            if self.ctx.stop.is_set():
+                return
+            taken = self._take(1)
+            row = taken[0] if taken else None
+
+    def _done(self, future) -> None:
+        with self._mutex:
+            self._in_flight -= 1
+        self.ctx.queue_wake.set()
+        if future.exception() is not None:
+            logger.error("A queued run failed outside its scan", exc_info=future.exception())
+
+    def run_until_stopped(self, one_pass: Callable[[str, Callable], bool]) -> None:
+        """The taker loop; ``one_pass`` (loops.Loops.one_pass) keeps a
+        failing pass from ending it."""
+        while not self.ctx.stop.is_set():
+            self.ctx.queue_wake.clear()
+            one_pass("queue-taker", self.take_once)
+            self.ctx.queue_wake.wait(self.poll)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False)

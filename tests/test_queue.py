@@ -1,0 +1,118 @@
+"""The slot queue, in-process, against the real test PostgreSQL: a queued slot
+waits as long as it must, coalesces, and yields to "Run now"."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from history import services as history
+from history.models import JobExecution
+from schedules.runtime.claim import fire_slot
+from schedules.runtime.run import run_taken
+from schedules.jobs import load_spec
+
+from .test_execution import SLOT, context, ok_runner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_queued_slot_is_never_missed_for_waiting(make_schedule):
+    schedule = make_schedule(frequency="interval", time_config={"hours": 1})
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    assert fire_slot(ctx, spec, SLOT) == "queued"
+    assert ctx.queue_wake.is_set(), "queuing a slot wakes this instance's taker"
+    # Far past the grace time (2 s) before a worker is free.
+    ctx.clock = lambda: SLOT + timedelta(minutes=10)
+    rows = history.take_queued(instance_id="late-worker", limit=5)
+    assert len(rows) == 1
+    assert run_taken(ctx, rows[0], spec_of=lambda sid: spec) == "success"
+    assert JobExecution.objects.get().status == "success"
+
+
+def test_a_backlog_coalesces_to_one_queued_slot_per_schedule(make_schedule):
+    schedule = make_schedule(frequency="interval", time_config={"seconds": 1})
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    for n in range(5):
+        ctx.clock = lambda n=n: SLOT + timedelta(seconds=n, milliseconds=100)
+        assert fire_slot(ctx, spec, SLOT + timedelta(seconds=n)) == "queued"
+    rows = dict(JobExecution.objects.values_list("scheduled_for", "status"))
+    assert list(rows.values()).count("queued") == 1
+    assert rows[SLOT + timedelta(seconds=4)] == "queued"
+    folded = JobExecution.objects.filter(status="missed")
+    assert folded.count() == 4
+    assert all(message.startswith("coalesced") for message in folded.values_list("error_message", flat=True))
+
+
+def test_without_coalescing_every_queued_slot_runs(make_schedule):
+    schedule = make_schedule(frequency="interval", time_config={"seconds": 1})
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    ctx.coalesce = False
+    for n in range(3):
+        ctx.clock = lambda n=n: SLOT + timedelta(seconds=n, milliseconds=100)
+        fire_slot(ctx, spec, SLOT + timedelta(seconds=n))
+    assert JobExecution.objects.filter(status="queued").count() == 3
+
+
+def test_run_now_goes_ahead_of_the_queue(make_schedule):
+    queued = [make_schedule() for _ in range(3)]
+    ctx = context(ok_runner)
+    for schedule in queued:
+        fire_slot(ctx, load_spec(schedule.schedule_id), SLOT)
+    urgent = make_schedule()
+    history.queue_manual_run(schedule_id=urgent.schedule_id, domain=urgent.domain,
+                             domain_config_id=urgent.domain_config_id, requested_by="admin")
+    first = history.take_queued(instance_id="w", limit=1)
+    assert [(row["schedule_id"], row["trigger"]) for row in first] == [(urgent.schedule_id, "manual")]
+    rest = history.take_queued(instance_id="w", limit=10)
+    assert [row["trigger"] for row in rest] == ["scheduled"] * 3
+
+
+def test_concurrent_takers_never_take_the_same_row(make_schedule):
+    ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=0.5)  # however long 60 schedules take to create
+    for _ in range(60):
+        fire_slot(ctx, load_spec(make_schedule().schedule_id), SLOT)
+    taken: list = []
+    barrier = threading.Barrier(4)
+
+    def taker(name):
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            while rows := history.take_queued(instance_id=name, limit=3):
+                taken.extend(row["execution_id"] for row in rows)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=taker, args=(f"t{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(taken) == 60 and len(set(taken)) == 60
+    assert set(JobExecution.objects.values_list("status", flat=True)) == {"running"}
+
+
+def test_a_row_taken_as_the_instance_stops_goes_back_to_the_queue(make_schedule):
+    schedule = make_schedule()
+    spec = load_spec(schedule.schedule_id)
+    ctx = context(ok_runner)
+    fire_slot(ctx, spec, SLOT)
+    row = history.take_queued(instance_id="stopping", limit=1)[0]
+    ctx.stop.set()
+    assert run_taken(ctx, row, spec_of=lambda sid: spec) == "queued"
+    assert JobExecution.objects.get().status == "queued"
+
+
+def test_grace_counts_to_when_the_slot_was_fired_not_to_its_claim(make_schedule):
+    spec = load_spec(make_schedule().schedule_id)
+    ctx = context(ok_runner)
+    ctx.clock = lambda: SLOT + timedelta(seconds=30)  # the claim, after a long wait for a firing thread
+    assert fire_slot(ctx, spec, SLOT, fired_at=SLOT + timedelta(seconds=1)) == "queued"
+    late = load_spec(make_schedule().schedule_id)
+    assert fire_slot(ctx, late, SLOT) == "missed", "fired (now) 30 s late: past the 2 s grace"
