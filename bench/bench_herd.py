@@ -2,7 +2,9 @@
 --scan-seconds per scan and counts what reaches it, M instances with
 --workers each. Reports the drain time against the ideal
 (N x scan-seconds / (M x workers)), and what went wrong: missed slots,
-duplicated scans, slots left queued, slots never scanned.
+duplicated scans, slots left queued, slots never scanned. Rows delivered again
+after their instance died, and the repeats the scan API answered by their
+Idempotency-Key, are counted too.
 
     bench/run.sh bench/bench_herd.py --slots 10000 --instances 3 --workers 20 --runs 3
     bench/run.sh bench/bench_herd.py --slots 3000 --instances 1 --runs 3     # scaling: 1, 2, 3
@@ -112,6 +114,8 @@ def run_once(*, slots: int, instances: int, workers: int, scan_seconds: float, l
         return {
             "drain": drain, "rate": slots / drain, "statuses": statuses, "delays": delays, "events": events,
             "duplicates": len(api.duplicates()), "unscanned": len(set(ids) - scanned), "scans": api.count(),
+            "repeats": sum(api.repeats.values()),
+            "redelivered": rows.filter(deliveries__gt=1).count(),
             "per_instance": Counter(rows.values_list("instance_id", flat=True)),
         }
 
@@ -135,7 +139,8 @@ def main() -> None:
         s = summary(r["delays"]) if r["delays"] else {"median": 0, "p99": 0}
         print(f"run {run + 1}: drain {r['drain']:.1f} s ({r['drain'] / ideal:.2f} x ideal {ideal:.1f} s), "
               f"{r['rate']:.1f} slots/s, statuses {dict(r['statuses'])}, scans at the API {r['scans']}, "
-              f"duplicated {r['duplicates']}, never scanned {r['unscanned']}, start delay p50 {s['median']:.1f} s "
+              f"duplicated {r['duplicates']}, never scanned {r['unscanned']}, redelivered rows {r['redelivered']} "
+              f"(repeats answered by Idempotency-Key {r['repeats']}), start delay p50 {s['median']:.1f} s "
               f"p99 {s['p99']:.1f} s, per instance {dict(r['per_instance'])} {'; '.join(r['events'])}", flush=True)
         results.append(r)
     drains = [r["drain"] for r in results]

@@ -69,6 +69,12 @@ def wait_loaded(count: int, expected_jobs: int, timeout: float = 60) -> None:
     raise SystemExit("instances did not load their jobs in time")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(*, instances: int, schedules: int, workers: int, lead: float, profile_dir: str | None) -> dict:
     at = (datetime.now(timezone.utc) + timedelta(seconds=lead)).replace(microsecond=0)
     make_schedules(schedules, at)
@@ -77,11 +83,15 @@ def run_once(*, instances: int, schedules: int, workers: int, lead: float, profi
         wait_loaded(instances, schedules)
         if datetime.now(timezone.utc) >= at:
             raise SystemExit("instances loaded after the slot; raise --lead")
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         deadline = time.monotonic() + lead + 120
         while JobExecution.objects.filter(status="success").count() < schedules:
             if time.monotonic() > deadline:
                 raise SystemExit("slots did not all finish in time")
             time.sleep(0.2)
+        # The scheduler processes' CPU from loaded to drained: steadier than
+        # throughput on a shared machine (meaningless under --profile).
+        cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -95,7 +105,7 @@ def run_once(*, instances: int, schedules: int, workers: int, lead: float, profi
     for instance_id in rows.values_list("instance_id", flat=True):
         per_instance[instance_id] = per_instance.get(instance_id, 0) + 1
     return {"delays": delays, "span": span, "rate": schedules / span, "per_instance": per_instance,
-            "rows": JobExecution.objects.count()}
+            "rows": JobExecution.objects.count(), "cpu": cpu}
 
 
 def main() -> None:
@@ -114,7 +124,7 @@ def main() -> None:
         s = summary(result["delays"])
         assert result["rows"] == args.schedules, f"expected {args.schedules} rows, found {result['rows']}"
         print(f"run {run + 1}: p50 delay {s['median']:.3f} s, p99 {s['p99']:.3f} s, max {s['max']:.3f} s, "
-              f"{result['rate']:.0f} slots/s, per instance {sorted(result['per_instance'].values())}", flush=True)
+              f"{result['rate']:.0f} slots/s, scheduler CPU {result['cpu']:.2f} s, per instance {sorted(result['per_instance'].values())}", flush=True)
         results.append(result)
     p50s = [summary(r["delays"])["median"] for r in results]
     p99s = [summary(r["delays"])["p99"] for r in results]
@@ -124,6 +134,8 @@ def main() -> None:
     print(f"p50 start delay: median {summary(p50s)['median']:.3f} s over runs")
     print(f"p99 start delay: median {summary(p99s)['median']:.3f} s, worst {max(p99s):.3f} s")
     print(f"throughput: median {summary(rates)['median']:.0f} slots/s, worst {min(rates):.0f} slots/s")
+    cpus = [r["cpu"] for r in results]
+    print(f"scheduler CPU from loaded to drained: median {summary(cpus)['median']:.2f} s")
 
 
 if __name__ == "__main__":

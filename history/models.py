@@ -63,6 +63,9 @@ class JobExecution(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     instance_id = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # How many times a worker took this row. Above 1, an instance died while it
+    # held the row and the row went back to the queue (history.services.rescue_orphaned).
+    deliveries = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

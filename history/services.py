@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -22,7 +23,8 @@ from .models import ExecutionStatus, ExecutionTrigger, JobExecution
 
 _INSERT_COLUMNS = (
     "execution_id", "schedule_id", "job_id", "domain", "domain_config_id", "status", "trigger", "scheduled_for",
-    "started_at", "completed_at", "scan_id", "error_message", "metadata", "instance_id", "created_at", "heartbeat_at",
+    "started_at", "completed_at", "scan_id", "error_message", "metadata", "instance_id", "deliveries", "created_at",
+    "heartbeat_at",
 )
 
 
@@ -58,8 +60,9 @@ def claim_slot(
     status: str = ExecutionStatus.QUEUED,
 ) -> uuid.UUID | None:
     """Insert the row of a slot, ``queued`` for any instance's workers to take
-    (see take_queued). Returns its id, or None when another instance claimed
-    the slot first."""
+    (see take_queued), or ``running`` when the claiming instance has a free
+    worker for it (taken at birth: one write fewer). Returns its id, or None
+    when another instance claimed the slot first."""
     execution_id = uuid.uuid4()
     now = started_at or timezone.now()
     won = _insert_slot_row(
@@ -78,6 +81,7 @@ def claim_slot(
             "error_message": "",
             "metadata": {"instance_id": instance_id, **(metadata or {})},
             "instance_id": instance_id,
+            "deliveries": 1 if status == ExecutionStatus.RUNNING else 0,
             "created_at": now,
         }
     )
@@ -113,6 +117,7 @@ def record_unrun_slot(
             "error_message": reason,
             "metadata": {"instance_id": instance_id, "reason": reason},
             "instance_id": instance_id,
+            "deliveries": 0,
             "created_at": now,
         }
     )
@@ -128,12 +133,13 @@ def finish_execution(
     error_message: str = "",
     error_details: dict | None = None,
     metadata: dict | None = None,
-    instance_id: str | None = None,
+    instance_id: str,
 ) -> bool:
-    """Close a running execution. False if it was no longer running, in which
-    case nothing is written. ``instance_id`` also lets the instance that ran it
-    close a row that was marked abandoned meanwhile (its heartbeats could not
-    reach the database during an outage): the scan did finish."""
+    """Close an execution that ``instance_id`` runs. False, and nothing
+    written, when it no longer does: the row was finished, or went back to the
+    queue for another instance (rescue_orphaned). The instance may close a row
+    marked abandoned meanwhile (its heartbeats could not reach the database
+    during an outage): the scan did finish."""
     completed_at = completed_at or timezone.now()
     changes: dict[str, Any] = {
         "status": status,
@@ -150,42 +156,54 @@ def finish_execution(
     fields = {name: JobExecution._meta.get_field(name) for name in (*changes, "execution_id", "status")}
     assignments = ", ".join(f"{fields[name].column} = %s" for name in changes)
     params = [fields[name].get_db_prep_save(value, connection) for name, value in changes.items()]
-    params += [fields["execution_id"].get_db_prep_save(execution_id, connection), ExecutionStatus.RUNNING,
-               ExecutionStatus.ABANDONED, instance_id or ""]
+    params += [fields["execution_id"].get_db_prep_save(execution_id, connection), instance_id,
+               ExecutionStatus.RUNNING, ExecutionStatus.ABANDONED]
     sql = (f"UPDATE {JobExecution._meta.db_table} SET {assignments} "
-           f"WHERE {fields['execution_id'].column} = %s AND ({fields['status'].column} = %s "
-           f"OR ({fields['status'].column} = %s AND instance_id = %s))")
+           f"WHERE {fields['execution_id'].column} = %s AND instance_id = %s "
+           f"AND {fields['status'].column} IN (%s, %s)")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
-def touch_running(*, execution_ids: list[uuid.UUID]) -> int:
-    """Renew the heartbeat of running executions (one UPDATE for all)."""
+def touch_running(*, execution_ids: list[uuid.UUID], instance_id: str) -> int:
+    """Renew the heartbeat of the executions this instance runs (one UPDATE for all)."""
     if not execution_ids:
         return 0
-    return JobExecution.objects.filter(execution_id__in=execution_ids, status=ExecutionStatus.RUNNING).update(
-        heartbeat_at=Now()
-    )
-
-
-def mark_abandoned(*, stale_after: timedelta) -> int:
-    """Running executions whose heartbeat stopped: their instance died."""
     return JobExecution.objects.filter(
-        status=ExecutionStatus.RUNNING, heartbeat_at__lt=Now() - stale_after
-    ).update(
+        execution_id__in=execution_ids, instance_id=instance_id, status=ExecutionStatus.RUNNING
+    ).update(heartbeat_at=Now())
+
+
+def rescue_orphaned(*, stale_after: timedelta, max_deliveries: int) -> tuple[int, int]:
+    """Running executions whose heartbeat stopped: their instance died (or
+    hangs). Each goes back to the queue, at its old place, for any live
+    instance to run, until it has been taken ``max_deliveries`` times; then it
+    is recorded abandoned (a scan that kills its instance every time must not
+    loop). Returns (requeued, abandoned).
+
+    Whether the dead instance's scan had reached the scan API is unknowable,
+    so a requeued run is delivered again with the same execution id, sent as
+    the Idempotency-Key: the scan API answers a repeat without scanning twice."""
+    stale = JobExecution.objects.filter(status=ExecutionStatus.RUNNING, heartbeat_at__lt=Now() - stale_after)
+    requeued = stale.filter(deliveries__lt=max_deliveries).update(
+        status=ExecutionStatus.QUEUED, instance_id="", started_at=F("created_at"), heartbeat_at=None,
+    )
+    abandoned = stale.filter(deliveries__gte=max_deliveries).update(
         status=ExecutionStatus.ABANDONED,
         completed_at=Now(),
-        error_message="The instance running this scan stopped sending heartbeats (killed or hung).",
+        error_message=f"The instance running this scan stopped sending heartbeats (killed or hung), "
+                      f"{max_deliveries} time(s); it is not run again.",
     )
+    return requeued, abandoned
 
 
-def mark_interrupted(*, execution_ids: list[uuid.UUID], reason: str) -> int:
+def mark_interrupted(*, execution_ids: list[uuid.UUID], instance_id: str, reason: str) -> int:
     if not execution_ids:
         return 0
-    return JobExecution.objects.filter(execution_id__in=execution_ids, status=ExecutionStatus.RUNNING).update(
-        status=ExecutionStatus.INTERRUPTED, completed_at=Now(), error_message=reason
-    )
+    return JobExecution.objects.filter(
+        execution_id__in=execution_ids, instance_id=instance_id, status=ExecutionStatus.RUNNING
+    ).update(status=ExecutionStatus.INTERRUPTED, completed_at=Now(), error_message=reason)
 
 
 def has_live_run(*, schedule_id: uuid.UUID, stale_after: timedelta, exclude: uuid.UUID | None = None) -> bool:
@@ -216,10 +234,12 @@ def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: s
 def fold_queued(*, schedule_id: uuid.UUID, before: datetime, reason: str) -> int:
     """Coalescing: the queued scheduled slots of a schedule older than
     ``before`` are recorded missed, so a schedule never has more than one
-    slot waiting."""
+    slot waiting. A row back in the queue after its instance died is not
+    folded: its scan may have reached the scan API, and delivering it again
+    (same Idempotency-Key) just collects that scan's outcome."""
     return JobExecution.objects.filter(
         schedule_id=schedule_id, status=ExecutionStatus.QUEUED, trigger=ExecutionTrigger.SCHEDULED,
-        scheduled_for__lt=before,
+        scheduled_for__lt=before, deliveries=0,
     ).update(status=ExecutionStatus.MISSED, completed_at=Now(), error_message=reason)
 
 
@@ -235,7 +255,8 @@ def take_queued(*, instance_id: str, limit: int, now: datetime | None = None) ->
     now = now or timezone.now()
     started = JobExecution._meta.get_field("started_at").get_db_prep_save(now, connection)
     pick = f"SELECT execution_id FROM {table} WHERE status = %s ORDER BY trigger, started_at LIMIT %s"
-    assign = f"SET status = %s, instance_id = %s, started_at = %s, heartbeat_at = {_db_now_sql()}"
+    assign = (f"SET status = %s, instance_id = %s, started_at = %s, heartbeat_at = {_db_now_sql()}, "
+              "deliveries = deliveries + 1")
     if connection.vendor == "postgresql":
         # A CTE, not "IN (subquery)": PostgreSQL may run such a subquery once
         # per outer row, and each run would lock and return another row.
@@ -269,10 +290,18 @@ def _queue_order(row: dict) -> tuple:
     return row["trigger"], row["scheduled_for"] or row["created_at"]
 
 
-def requeue(*, execution_ids: list[uuid.UUID]) -> int:
-    """Give taken rows whose scan never started back to the queue (shutdown)."""
+def requeue(*, execution_ids: list[uuid.UUID], instance_id: str, started: bool = False,
+            max_deliveries: int | None = None) -> int:
+    """Give rows this instance took back to the queue at their old place
+    (shutdown). A row whose scan never ``started`` was not delivered: its
+    count goes back down. A started one (its scan outlasted the shutdown grace
+    time) is delivered again, with the same Idempotency-Key, while it has
+    deliveries left."""
     if not execution_ids:
         return 0
-    return JobExecution.objects.filter(execution_id__in=execution_ids, status=ExecutionStatus.RUNNING).update(
-        status=ExecutionStatus.QUEUED, instance_id=""
-    )
+    rows = JobExecution.objects.filter(
+        execution_id__in=execution_ids, instance_id=instance_id, status=ExecutionStatus.RUNNING)
+    if max_deliveries is not None:
+        rows = rows.filter(deliveries__lt=max_deliveries)
+    return rows.update(status=ExecutionStatus.QUEUED, instance_id="", started_at=F("created_at"), heartbeat_at=None,
+                       deliveries=F("deliveries") - (0 if started else 1))

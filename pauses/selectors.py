@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import connection
 
@@ -33,3 +34,40 @@ def paused_reason(*, schedule_id: uuid.UUID, at: datetime) -> str:
         resume_at = field.to_python(resume_at)
     until = f" until {resume_at.isoformat(timespec='seconds')}" if resume_at else ""
     return f"paused by {paused_by}{until}: {reason}"
+
+
+# A pause resumed more than this long ago can only hold slots older than
+# that; a snapshot leaves such slots to paused_reason().
+SNAPSHOT_LOOKBACK = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class PauseSnapshot:
+    """The schedules any pause could hold a slot of, as the database saw them
+    at ``taken_at`` (its clock). A scheduler refreshes it every
+    CHANGE_POLL_INTERVAL, so that the slots of the schedules that were never
+    paused (nearly all) cost no query; a pause reaches the runtime like any edit."""
+
+    taken_at: datetime
+    schedule_ids: frozenset
+
+    def may_hold(self, *, schedule_id: uuid.UUID, at: datetime) -> bool:
+        """False only when no pause can hold this slot: then paused_reason() is ""."""
+        return at < self.taken_at - SNAPSHOT_LOOKBACK or schedule_id in self.schedule_ids
+
+
+def pause_snapshot(*, now: datetime) -> PauseSnapshot:
+    """``now``: the database's time as the caller knows it, taken before the query."""
+    # Open pauses, and those resumed within the lookback (a slot from before
+    # its resume_at or resumed_at is still held).
+    table = SchedulePause._meta.db_table
+    since = SchedulePause._meta.get_field("resumed_at").get_db_prep_value(now - SNAPSHOT_LOOKBACK, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT schedule_id FROM {table} WHERE resumed_at IS NULL OR resumed_at > %s",
+                       [since])
+        ids = frozenset(_as_uuid(row[0]) for row in cursor.fetchall())
+    return PauseSnapshot(taken_at=now, schedule_ids=ids)
+
+
+def _as_uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

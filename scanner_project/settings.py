@@ -143,6 +143,9 @@ DEFAULT_SPREAD_SECONDS = env_int("DEFAULT_SPREAD_SECONDS", 0, minimum=0, maximum
 # /healthz says degraded when the oldest queued slot waited longer than this.
 QUEUE_WARN_SECONDS = env_float("QUEUE_WARN_SECONDS", 300.0, minimum=1)
 LOCK_TIMEOUT = env_float("LOCK_TIMEOUT", 60.0, minimum=0.3)
+# A run whose instance died (heartbeat stale) goes back to the queue until it
+# has been taken this many times; then it is recorded abandoned.
+MAX_DELIVERIES = env_int("MAX_DELIVERIES", 3, minimum=1, maximum=100)
 SCHEDULE_CHECK_INTERVAL = env_float("SCHEDULE_CHECK_INTERVAL", 60.0, minimum=0.1)
 CHANGE_POLL_INTERVAL = env_float("CHANGE_POLL_INTERVAL", 0.5, minimum=0.05)
 SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=0)

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Callable
@@ -39,6 +39,13 @@ class ScanRequest:
     scheduled_for: datetime | None
     scan_settings: dict
     trigger: str = "scheduled"
+    attempt: int = 1  # of 1 + maxRetries (run_with_retries)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every delivery of one attempt of one execution: a
+        repeat after a crash is recognisable, a retry after a failure is not."""
+        return str(self.execution_id) if self.attempt == 1 else f"{self.execution_id}:{self.attempt}"
 
 
 @dataclass
@@ -62,6 +69,9 @@ def noop_runner(request: ScanRequest) -> ScanResult:
 def http_runner(request: ScanRequest) -> ScanResult:
     # A POST that may have started a scan is not retried here; the whole scan is
     # retried by run_with_retries, recorded as attempts of the execution.
+    # Idempotency-Key: a run whose instance died is delivered again by another
+    # (history.services.rescue_orphaned) with the same key; the scan API can
+    # answer the repeat without scanning twice.
     payload = {
         "domain": request.domain,
         "domain_config_id": request.domain_config_id,
@@ -71,7 +81,8 @@ def http_runner(request: ScanRequest) -> ScanResult:
         "settings": request.scan_settings,
     }
     with build_session(token=settings.SCAN_API_TOKEN, retries=0, backoff=0, deadline=settings.SCAN_DEADLINE) as session:
-        with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True) as response:
+        with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True,
+                          headers={"Idempotency-Key": request.idempotency_key}) as response:
             body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=session.deadline)
             response.raise_for_status()
     answer = requests.models.complexjson.loads(body or b"{}")
@@ -188,7 +199,7 @@ def run_with_retries(
     for attempt in range(1, max_retries + 2):
         started = time.monotonic()
         try:
-            result = as_result(runner(request))
+            result = as_result(runner(replace(request, attempt=attempt)))
         except (ScanRefused, ResponseTooLarge, DeadlineExceeded) as exc:
             attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}"})
             return _failed(attempts, exc)  # retrying cannot help

@@ -94,6 +94,15 @@ class Cluster:
 
 
 def read_runs(path: Path) -> list[tuple[str, str, str]]:
+    """(schedule_id, slot, instance) of each run, a repeated Idempotency-Key
+    once (tests.runners)."""
     if not path.exists():
         return []
-    return [tuple(line.split(" ")) for line in path.read_text().splitlines() if line.strip()]
+    runs, keys = [], set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            schedule_id, slot, instance, key = line.split(" ")
+            if key not in keys:
+                keys.add(key)
+                runs.append((schedule_id, slot, instance))
+    return runs

@@ -1,7 +1,9 @@
 """Scan runners for the multi-process tests, selected with SCAN_RUNNER.
 
-Each run appends "schedule_id slot instance" to SCAN_TEST_RUNS_FILE, so the
-tests count real runs, not only history rows.
+Each run appends "schedule_id slot instance idempotency-key" to
+SCAN_TEST_RUNS_FILE, so the tests count real runs, not only history rows.
+Like a scan API that honours Idempotency-Key, tests.cluster.read_runs counts a
+repeated key (a run delivered again after its instance died) once.
 """
 
 import os
@@ -15,7 +17,7 @@ def _record(request) -> None:
     path = os.environ.get("SCAN_TEST_RUNS_FILE")
     if path:
         slot = request.scheduled_for.isoformat() if request.scheduled_for else "manual"
-        line = f"{request.schedule_id} {slot} {os.environ.get('SCAN_TEST_INSTANCE', '')}\n"
+        line = f"{request.schedule_id} {slot} {os.environ.get('SCAN_TEST_INSTANCE', '')} {request.idempotency_key}\n"
         with open(path, "a") as handle:  # O_APPEND: whole lines from many processes
             handle.write(line)
 

@@ -1,5 +1,9 @@
 """A scan API on 127.0.0.1 that takes ``seconds`` per scan and counts the
-scans it was asked for, per (schedule, slot): what really reached it."""
+scans it started, per (schedule, slot): what really reached it.
+
+Like any API that honours Idempotency-Key, a request whose key it has seen
+starts no second scan; it is answered with the first one's result and
+counted in ``repeats``."""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ class CountingScanApi:
         self.seconds = seconds
         self.scans: Counter[tuple[str, str]] = Counter()
         self.order: list[tuple[str, str]] = []  # arrival order
+        self.repeats: Counter[str] = Counter()  # requests with a key seen before
+        keys: dict[str, threading.Event] = {}  # key -> set when its scan is done
         mutex = threading.Lock()
         api = self
 
@@ -29,10 +35,23 @@ class CountingScanApi:
             def do_POST(self):
                 payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 key = (payload.get("schedule_id", ""), payload.get("scheduled_for") or "manual")
+                idempotency_key = self.headers.get("Idempotency-Key")
                 with mutex:
-                    api.scans[key] += 1
-                    api.order.append(key)
-                time.sleep(api.seconds)
+                    first = idempotency_key is None or idempotency_key not in keys
+                    if first:
+                        done = threading.Event()
+                        if idempotency_key:
+                            keys[idempotency_key] = done
+                        api.scans[key] += 1
+                        api.order.append(key)
+                    else:
+                        done = keys[idempotency_key]
+                        api.repeats[idempotency_key] += 1
+                if first:
+                    time.sleep(api.seconds)
+                    done.set()
+                else:
+                    done.wait(api.seconds + 5)
                 try:
                     send(self, 200, json.dumps({"scan_id": f"scan-{payload.get('execution_id')}"}).encode())
                 except OSError:

@@ -170,19 +170,40 @@ def test_with_redis_down_runs_go_on_guarded_by_the_database(make_schedule, caplo
     assert run_slot(ctx, spec, SLOT + timedelta(hours=2)) == "skipped"
 
 
-def test_abandoned_and_interrupted_marking(make_schedule):
+def test_a_dead_instances_runs_go_back_to_the_queue_until_out_of_deliveries(make_schedule):
     schedule = make_schedule()
     spec = load_spec(schedule.schedule_id)
     kwargs = dict(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
                   instance_id="gone")
     stale = history.claim_slot(scheduled_for=SLOT, status="running", **kwargs)
     fresh = history.claim_slot(scheduled_for=SLOT + timedelta(hours=1), status="running", **kwargs)
-    JobExecution.objects.filter(execution_id=stale).update(heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5))
-    assert history.mark_abandoned(stale_after=timedelta(seconds=30)) == 1
-    assert JobExecution.objects.get(execution_id=stale).status == "abandoned"
-    assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], reason="shutdown") == 1
+    queued_later = history.claim_slot(scheduled_for=SLOT + timedelta(hours=2), **{**kwargs, "instance_id": "firer"})
+
+    def beat_stops(execution_id):
+        JobExecution.objects.filter(execution_id=execution_id).update(
+            heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5))
+
+    beat_stops(stale)
+    assert history.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (1, 0)
+    row = JobExecution.objects.get(execution_id=stale)
+    assert (row.status, row.instance_id, row.deliveries) == ("queued", "", 1)
+    assert row.started_at == row.created_at, "back at its old place in the queue"
+    # The dead instance's finish (it was only hung) no longer counts.
+    assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT, instance_id="gone") is False
+    # Its old place: ahead of the row queued after it was claimed.
+    [taken] = history.take_queued(instance_id="rescuer", limit=1)
+    assert taken["execution_id"] == stale and JobExecution.objects.get(execution_id=stale).deliveries == 2
+    assert JobExecution.objects.get(execution_id=queued_later).status == "queued"
+    beat_stops(stale)
+    assert history.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (0, 1)
+    row = JobExecution.objects.get(execution_id=stale)
+    assert row.status == "abandoned" and "2 time(s)" in row.error_message
+    # Only the instance running a row marks it interrupted or finishes it.
+    assert history.mark_interrupted(execution_ids=[fresh], instance_id="other", reason="shutdown") == 0
+    assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], instance_id="gone", reason="shutdown") == 1
     assert JobExecution.objects.get(execution_id=fresh).status == "interrupted"
-    assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT) is False
+    assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT,
+                                    instance_id="other") is False
 
 
 def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_claims(make_schedule):

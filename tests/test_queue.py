@@ -25,7 +25,7 @@ def test_a_queued_slot_is_never_missed_for_waiting(make_schedule):
     assert ctx.queue_wake.is_set(), "queuing a slot wakes this instance's taker"
     # Far past the grace time (2 s) before a worker is free.
     ctx.clock = lambda: SLOT + timedelta(minutes=10)
-    rows = history.take_queued(instance_id="late-worker", limit=5)
+    rows = history.take_queued(instance_id=ctx.instance_id, limit=5)
     assert len(rows) == 1
     assert run_taken(ctx, rows[0], spec_of=lambda sid: spec) == "success"
     assert JobExecution.objects.get().status == "success"
@@ -103,7 +103,7 @@ def test_a_row_taken_as_the_instance_stops_goes_back_to_the_queue(make_schedule)
     spec = load_spec(schedule.schedule_id)
     ctx = context(ok_runner)
     fire_slot(ctx, spec, SLOT)
-    row = history.take_queued(instance_id="stopping", limit=1)[0]
+    row = history.take_queued(instance_id=ctx.instance_id, limit=1)[0]
     ctx.stop.set()
     assert run_taken(ctx, row, spec_of=lambda sid: spec) == "queued"
     assert JobExecution.objects.get().status == "queued"
@@ -116,3 +116,52 @@ def test_grace_counts_to_when_the_slot_was_fired_not_to_its_claim(make_schedule)
     assert fire_slot(ctx, spec, SLOT, fired_at=SLOT + timedelta(seconds=1)) == "queued"
     late = load_spec(make_schedule().schedule_id)
     assert fire_slot(ctx, late, SLOT) == "missed", "fired (now) 30 s late: past the 2 s grace"
+
+
+def test_a_claim_goes_straight_to_a_free_worker_and_queues_when_none_is_free(make_schedule):
+    from schedules.runtime.take import QueueTaker
+    from .waiting import wait_until
+
+    first, second = (load_spec(make_schedule(frequency="interval", time_config={"hours": 1}).schedule_id)
+                     for _ in range(2))
+    release = threading.Event()
+
+    def held_runner(request):
+        release.wait(10)
+        return ok_runner(request)
+
+    ctx = context(held_runner)
+    taker = QueueTaker(ctx=ctx, max_workers=1, spec_of=lambda sid: {first.schedule_id: first,
+                                                                    second.schedule_id: second}[sid])
+    ctx.seats = taker
+    try:
+        # The one worker is free: the row is inserted taken (running, one
+        # delivery), with no take, and its scan starts.
+        assert fire_slot(ctx, first, SLOT) == "running"
+        row = JobExecution.objects.get(schedule_id=first.schedule_id)
+        assert (row.status, row.instance_id, row.deliveries) == ("running", ctx.instance_id, 1)
+        assert not ctx.queue_wake.is_set(), "nothing was queued: the taker has nothing to look for"
+        # The worker is busy: the next claim waits in the queue for any instance.
+        assert fire_slot(ctx, second, SLOT) == "queued"
+        assert taker.reserve() == 0, "claims and takes never hold more workers than there are"
+        release.set()
+        # The worker finishes, then takes the queued row itself.
+        wait_until(lambda: set(JobExecution.objects.values_list("status", flat=True)) == {"success"}, timeout=10)
+        assert JobExecution.objects.get(schedule_id=second.schedule_id).deliveries == 1
+        wait_until(lambda: taker.reserve() == 1, timeout=5)
+    finally:
+        release.set()
+        ctx.stop.set()
+        taker.pool.shutdown(wait=True)
+
+
+def test_a_lost_claim_gives_its_worker_back(make_schedule):
+    from schedules.runtime.take import QueueTaker
+
+    spec = load_spec(make_schedule().schedule_id)
+    winner, loser = context(ok_runner, instance_id="winner"), context(ok_runner, instance_id="loser")
+    loser.seats = QueueTaker(ctx=loser, max_workers=1, spec_of=lambda sid: spec)
+    assert fire_slot(winner, spec, SLOT) == "queued"
+    assert fire_slot(loser, spec, SLOT) is None
+    assert loser.seats.reserve() == 1, "the worker reserved for the lost claim is free again"
+    loser.seats.pool.shutdown(wait=True)

@@ -120,3 +120,22 @@ def test_json_log_lines_carry_the_job_context():
     assert line["message"] == "Running x"
     assert (line["schedule_id"], line["execution_id"], line["instance_id"]) == ("s-1", "e-1", "host-1")
     assert line["level"] == "INFO" and line["logger"] == "schedules.execution"
+
+
+def test_http_runner_sends_an_idempotency_key_per_attempt_of_an_execution(api_server, probe_settings):
+    keys = []
+
+    def fail_first(handler, server):
+        keys.append(handler.headers.get("Idempotency-Key"))
+        send(handler, 500 if len(keys) == 1 else 201, b'{"scan_id": "scan-1"}')
+
+    probe_settings.SCAN_API_URL = api_server.serve("/scans", fail_first)
+    request = request_for("example.com")
+    outcome = run_with_retries(runner=http_runner, request=request, max_retries=1, backoff=0, stop=threading.Event())
+    assert outcome.result is not None and outcome.result.scan_id == "scan-1"
+    # A retry after a failure is a new scan; a delivery again of the same
+    # execution (its instance died, history.services.rescue_orphaned) repeats
+    # the first key, so the scan API can answer it without scanning twice.
+    assert keys == [str(request.execution_id), f"{request.execution_id}:2"]
+    run_with_retries(runner=http_runner, request=request, max_retries=1, backoff=0, stop=threading.Event())
+    assert keys[-1] == str(request.execution_id)

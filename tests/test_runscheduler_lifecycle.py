@@ -58,9 +58,10 @@ def test_idle_instance_reports_itself_and_stops_within_a_second_on_sigint(cluste
     assert SchedulerInstance.objects.get(instance_id="idle").stopped_at is not None
 
 
-def test_sigterm_lets_scans_finish_then_marks_the_rest_interrupted(cluster):
+@pytest.mark.parametrize("max_deliveries, outcome", [(3, "queued"), (1, "interrupted")])
+def test_sigterm_lets_scans_finish_then_gives_the_rest_back_to_the_queue(cluster, max_deliveries, outcome):
     long_scan = make(1, time_config={"seconds": 2}, scan_settings={"sleep": 20})[0]
-    instance = cluster.start("stopper")
+    instance = cluster.start("stopper", MAX_DELIVERIES=str(max_deliveries))
     cluster.wait_until_loaded(instance)
     wait_until(lambda: get_redis_connection("default").exists(lock_key(long_scan.schedule_id)), timeout=10,
                message=instance.log)
@@ -68,8 +69,14 @@ def test_sigterm_lets_scans_finish_then_marks_the_rest_interrupted(cluster):
     started = time.monotonic()
     assert cluster.terminate(instance) == 0
     assert time.monotonic() - started < 4, "the grace period is 1 s"
-    execution = JobExecution.objects.get(status="interrupted")
-    assert "shut down" in execution.error_message
+    # Cut off by the shutdown: delivered again by the next instance, as after
+    # a crash, unless it is out of deliveries.
+    execution = JobExecution.objects.get(status=outcome)
+    assert execution.deliveries == 1 and not JobExecution.objects.filter(status="running").exists()
+    if outcome == "queued":
+        assert execution.instance_id == "" and execution.started_at == execution.created_at
+    else:
+        assert "shut down" in execution.error_message
     assert not get_redis_connection("default").exists(lock_key(long_scan.schedule_id)), "lock released"
 
 

@@ -21,6 +21,7 @@ class RuntimeConfig:
     enable_api_sync: bool
     api_sync_interval: float
     lock_timeout: float
+    max_deliveries: int
     misfire_grace: float
     coalesce: bool
     max_instances: int
@@ -44,6 +45,7 @@ class RuntimeConfig:
             "enable_api_sync": settings.ENABLE_API_SYNC,
             "api_sync_interval": settings.API_SYNC_INTERVAL,
             "lock_timeout": settings.LOCK_TIMEOUT,
+            "max_deliveries": settings.MAX_DELIVERIES,
             "misfire_grace": settings.JOB_MISFIRE_GRACE_TIME,
             "coalesce": settings.JOB_COALESCE,
             "max_instances": settings.JOB_MAX_INSTANCES,

@@ -104,6 +104,10 @@ class RunContext:
     running_mutex: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], datetime] = timezone.now
     queue_wake: threading.Event = field(default_factory=threading.Event)  # set when a slot is queued here
+    max_deliveries: int = 3  # RuntimeConfig.max_deliveries: takes of a row before it is abandoned
+    seats: object = None  # take.QueueTaker on a scanning instance: lets a claim go straight to a free worker
+    pauses: object = None  # pauses.selectors.PauseSnapshot, refreshed by run.see_pauses; None: ask per slot
+    pauses_max_age: timedelta = timedelta(seconds=2)  # an older snapshot is not trusted
 
 
 def log_extra(ctx: RunContext, spec: JobSpec, execution_id=None, scheduled_for=None) -> dict:

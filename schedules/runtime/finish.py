@@ -106,9 +106,14 @@ def _next_run(spec: JobSpec, now: datetime) -> datetime | None:
 
 
 def sweep_abandoned(ctx: RunContext, *, heartbeat_interval: float) -> None:
-    """Running rows whose heartbeat stopped (their instance died) become abandoned."""
+    """Running rows whose heartbeat stopped (their instance died) go back to
+    the queue, or are recorded abandoned once out of deliveries."""
     if ctx.db_outage.recovered_within(heartbeat_interval * 2):
         return  # every heartbeat is stale right after an outage; let them renew first
-    count = history.mark_abandoned(stale_after=ctx.stale_after)
-    if count:
-        logger.warning("Marked %d execution(s) abandoned: their instance stopped sending heartbeats", count)
+    requeued, abandoned = history.rescue_orphaned(stale_after=ctx.stale_after, max_deliveries=ctx.max_deliveries)
+    if requeued:
+        logger.warning("Put %d run(s) back in the queue: their instance stopped sending heartbeats", requeued)
+        ctx.queue_wake.set()
+    if abandoned:
+        logger.warning("Marked %d execution(s) abandoned: their instances stopped sending heartbeats %d times",
+                       abandoned, ctx.max_deliveries)

@@ -15,11 +15,13 @@ from .context import RunContext
 logger = logging.getLogger("schedules.runtime")
 
 
-def enqueued(ctx: RunContext, spec: JobSpec, scheduled_for: datetime) -> None:
-    """After this instance queued a slot: fold older ones, wake the taker."""
+def enqueued(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, wake: bool = True) -> None:
+    """After this instance claimed a slot: fold older ones, and wake the taker
+    (not needed when the claim went straight to a worker here)."""
     if ctx.coalesce and spec.frequency != "once":  # a once schedule has no older slot to fold
         folded = history.fold_queued(schedule_id=spec.schedule_id, before=scheduled_for,
                                      reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
         if folded:
             logger.info("Coalesced %d queued slot(s) of %s into %s", folded, spec.job_id, scheduled_for)
-    ctx.queue_wake.set()
+    if wake:
+        ctx.queue_wake.set()

@@ -33,7 +33,7 @@ def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobS
         if ctx.stop.is_set():
             # Taken just as this instance began to stop: back to the queue,
             # for another instance; queued work is never interrupted.
-            history.requeue(execution_ids=[execution_id])
+            history.requeue(execution_ids=[execution_id], instance_id=ctx.instance_id)
             return ExecutionStatus.QUEUED
         if spec is None:
             history.finish_execution(execution_id=execution_id, status=ExecutionStatus.SKIPPED,
@@ -118,17 +118,21 @@ def renew_running(ctx: RunContext) -> None:
             if held is not None and not ctx.locks.renew(held):
                 logger.warning("Lost lock of schedule %s while its scan runs: %s", scan.schedule_id, held.lost_reason)
     try:
-        history.touch_running(execution_ids=[s.execution_id for s in running])
+        history.touch_running(execution_ids=[s.execution_id for s in running], instance_id=ctx.instance_id)
     except DatabaseError as exc:
         ctx.db_outage.down(exc, "heartbeats resume when it returns")
 
 
 def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
     """A paused schedule's slot is recorded skipped with the pause's note.
-    Checked when a worker takes it: one query per slot, by the one instance
-    that took it (a pause made while the slot waited in the queue holds it too)."""
+    Checked when a worker takes it, by the one instance that took it; a query
+    only for the schedules the instance's pause snapshot names."""
     from pauses.selectors import paused_reason
 
+    seen = ctx.pauses
+    if seen is not None and ctx.clock() - seen.taken_at <= ctx.pauses_max_age and not seen.may_hold(
+            schedule_id=spec.schedule_id, at=scheduled_for):
+        return False  # no pause can hold it: no query (see see_pauses)
     try:
         reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
     except DatabaseError:
@@ -139,3 +143,11 @@ def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, 
         finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, ctx.clock(), error_message=reason,
                metadata={"instance_id": ctx.instance_id, "trigger": "scheduled", "reason": reason})
     return bool(reason)
+
+
+def see_pauses(ctx: RunContext) -> None:
+    """Refresh the snapshot of schedules that a pause may hold (the tick runs
+    it every CHANGE_POLL_INTERVAL); a stale one is not trusted."""
+    from pauses.selectors import pause_snapshot
+
+    ctx.pauses = pause_snapshot(now=ctx.clock())

@@ -37,7 +37,7 @@ from .finish import sweep_abandoned
 from .fire import SlotExecutor
 from .lock import make_schedule_locks, make_slot_gate
 from .loops import Loops
-from .run import renew_running
+from .run import renew_running, see_pauses
 from .take import QueueTaker
 
 logger = logging.getLogger("schedules.runtime")
@@ -68,6 +68,8 @@ class SchedulerService:
             coalesce=config.coalesce,
             retry_backoff=config.retry_backoff,
             stale_after=timedelta(seconds=self.heartbeat_interval * 1.5),
+            max_deliveries=config.max_deliveries,
+            pauses_max_age=timedelta(seconds=max(2.0, 4 * config.change_poll_interval)),
             redis_outage=OutageLog("Redis"),
             slot_gate=make_slot_gate(ttl=config.misfire_grace + 60),
             db_outage=OutageLog("PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database"),
@@ -97,6 +99,7 @@ class SchedulerService:
         self.loops = Loops(on_death=self._on_loop_death, on_db_error=self._on_db_error)
         self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
                                 spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if config.scan else None
+        self.ctx.seats = self.taker
         self._startup_writes: threading.Thread | None = None
         from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
 
@@ -282,6 +285,8 @@ class SchedulerService:
         self._every("beat", 1.0, self._beat)
         self._every("bookkeeping", 0.5, self.ctx.bookkeeping.flush)
         self._every("changes", self.config.change_poll_interval, self.feed.poll)
+        if self.scan:
+            self._every("pauses_seen", self.config.change_poll_interval, lambda: see_pauses(self.ctx))
         self._every("lost_slots", 1.0, self._claim_lost_slots)
         self._every("abandoned", self.heartbeat_interval / 2, self._sweep_abandoned)
         self._every("diff", self.config.schedule_check_interval, self.feed.full_diff)
@@ -377,9 +382,16 @@ class SchedulerService:
         close_old_connections()
         try:
             if left:
-                history.mark_interrupted(execution_ids=[s.execution_id for s in left],
-                                         reason="the scheduler instance shut down before the scan finished")
-                logger.warning("Marked %d running scan(s) interrupted", len(left))
+                # Cut off by the shutdown: delivered again elsewhere (same
+                # Idempotency-Key), as after a crash, while deliveries last.
+                ids = [s.execution_id for s in left]
+                requeued = history.requeue(execution_ids=ids, instance_id=self.instance_id, started=True,
+                                           max_deliveries=self.config.max_deliveries)
+                interrupted = history.mark_interrupted(
+                    execution_ids=ids, instance_id=self.instance_id,
+                    reason="the scheduler instance shut down before the scan finished")
+                logger.warning("%d running scan(s) outlasted the shutdown grace time: %d put back in the queue, "
+                               "%d interrupted (out of deliveries)", len(left), requeued, interrupted)
             instances.mark_stopped(instance_id=self.instance_id)
             self.ctx.bookkeeping.flush()
         except DatabaseError as exc:

@@ -31,33 +31,46 @@ class QueueTaker:
         self.spec_of = spec_of
         self.poll = poll
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="scan")
-        self._in_flight = 0
+        self._in_flight = 0  # reserved workers: running a row, or about to
         self._mutex = threading.Lock()
 
     @property
     def free(self) -> int:
         return self.max_workers - self._in_flight
 
+    def reserve(self, count: int = 1) -> int:
+        """Hold up to ``count`` free workers (how many it got). Every start
+        goes through a reservation, so takes and claims (claim.py) together
+        never start more scans than there are workers."""
+        with self._mutex:
+            got = 0 if self.ctx.stop.is_set() else max(min(count, self.max_workers - self._in_flight), 0)
+            self._in_flight += got
+        return got
+
+    def unreserve(self, count: int = 1) -> None:
+        if count:
+            with self._mutex:
+                self._in_flight -= count
+
     def take_once(self) -> int:
         """One pass: take up to the free workers' worth of rows and start them."""
-        free = self.free
-        if free <= 0 or self.ctx.stop.is_set():
+        seats = self.reserve(self.max_workers)
+        if not seats:
             return 0
-        rows = self._take(free)
+        rows: list[dict] = []
+        try:
+            rows = history.take_queued(instance_id=self.ctx.instance_id, limit=seats, now=self.ctx.clock())
+        finally:
+            self.unreserve(seats - len(rows))
         for row in rows:
-            with self._mutex:
-                self._in_flight += 1
-            self.pool.submit(with_fresh_connections(self._run), row).add_done_callback(self._done)
+            self.start(row)
         return len(rows)
 
-    def _take(self, limit: int) -> list[dict]:
-        rows = history.take_queued(instance_id=self.ctx.instance_id, limit=limit, now=self.ctx.clock())
-        with self.ctx.running_mutex:
-            for row in rows:
-                # Registered before its scan starts, so that a shutdown waits
-                # for it and the watchdog keeps its heartbeat.
-                self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
-        return rows
+    def start(self, row: dict) -> None:
+        """Start a row taken for a reserved worker (by take_once, or claimed
+        already taken by claim.fire_slot)."""
+        self._register(row)
+        self.pool.submit(with_fresh_connections(self._run), row).add_done_callback(self._done)
 
     def _run(self, row: dict) -> None:
         """Run the row, then go on taking one row at a time while the queue has
@@ -66,13 +79,20 @@ class QueueTaker:
             run_taken(self.ctx, row, spec_of=self.spec_of)
             if self.ctx.stop.is_set():
                 return
-            taken = self._take(1)
+            taken = history.take_queued(instance_id=self.ctx.instance_id, limit=1, now=self.ctx.clock())
             row = taken[0] if taken else None
+            if row is not None:
+                self._register(row)
+
+    def _register(self, row: dict) -> None:
+        # Before its scan starts, so that a shutdown waits for it and the
+        # watchdog keeps its heartbeat.
+        with self.ctx.running_mutex:
+            self.ctx.running[row["execution_id"]] = RunningScan(row["execution_id"], row["schedule_id"], None)
 
     def _done(self, future) -> None:
-        with self._mutex:
-            self._in_flight -= 1
-        self.ctx.queue_wake.set()
+        self.unreserve()
+        self.ctx.queue_wake.set()  # a worker is free again
         if future.exception() is not None:
             logger.error("A queued run failed outside its scan", exc_info=future.exception())
 
