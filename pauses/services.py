@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from audit import recording as audit
 from audit.models import AuditAction
-from schedules.models import Schedule
+from schedules.models import Schedule, ScheduleChange
+from schedules.notify import publish_schedule_changes
 
 from .models import SchedulePause
 
@@ -47,6 +48,7 @@ def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: st
         new = [SchedulePause(schedule_id=pk, reason=reason, paused_by=paused_by, paused_at=now, resume_at=resume_at)
                for pk in dict.fromkeys(schedule_ids) if pk not in already]
         SchedulePause.objects.bulk_create(new)
+        _tell_schedulers([p.schedule_id for p in new])
         until = resume_at.isoformat(timespec="seconds") if resume_at else "resumed by hand"
         audit.record_event(Schedule, [p.schedule_id for p in new], action=AuditAction.PAUSE,
                            changes={"paused": [None, f"{reason} (until {until})"]})
@@ -61,5 +63,14 @@ def resume_schedules(*, schedule_ids: list[uuid.UUID], resumed_by: str, now: dat
         pauses = SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
         ids = list(pauses.values_list("schedule_id", flat=True))
         count = pauses.update(resumed_at=now, resumed_by=resumed_by)
+        _tell_schedulers(ids)
         audit.record_event(Schedule, ids, action=AuditAction.RESUME, changes={"paused": ["yes", None]})
     return count
+
+
+def _tell_schedulers(schedule_ids: list[uuid.UUID]) -> None:
+    """Record the pause or resume as a change of its schedules, so that every
+    scheduler takes its pause snapshot again at once (by notice) or at its
+    next poll of the change log, as for any edit."""
+    ScheduleChange.record(schedule_ids=schedule_ids)
+    publish_schedule_changes(schedule_ids)

@@ -37,8 +37,11 @@ PRUNE_AFTER = timedelta(hours=1)
 
 
 class ChangeFeed:
-    def __init__(self, *, service):
+    def __init__(self, *, service, on_changes=None):
+        """``on_changes``: called with the ids of every batch of changed
+        schedules seen (a pause is recorded as a change too: see pauses.services)."""
         self.service = service
+        self.on_changes = on_changes
         self.highest = 0  # the highest change id read
         self._gaps: dict[int, float] = {}  # lower ids not read yet -> when first missed
         self._poll_mutex = threading.Lock()
@@ -110,6 +113,8 @@ class ChangeFeed:
     def apply_ids(self, schedule_ids: set[uuid.UUID], *, source: str) -> int:
         if not schedule_ids:
             return 0
+        if self.on_changes is not None:
+            self.on_changes(schedule_ids)
         wanted: dict[uuid.UUID, JobSpec] = {}
         for chunk in _chunks(list(schedule_ids), 1000):
             wanted.update((s.schedule_id, s) for s in iter_specs(Schedule.objects.filter(schedule_id__in=chunk, enabled=True)))

@@ -1,6 +1,7 @@
 """Pausing with a note: slots in the pause are recorded skipped with the
 reason (no silent gaps), and the schedule resumes by itself."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -108,3 +109,44 @@ def test_three_instances_skip_paused_slots_with_the_reason_and_resume_by_themsel
     assert not ran & {s.isoformat() for s in slots}, "a paused slot ran"
     wait_until(lambda: SchedulePause.objects.filter(resumed_by="automatic").exists(), timeout=30,
                message="the pause was not closed at its resume time")
+
+
+@pytest.mark.django_db
+def test_the_runtime_asks_about_pauses_only_for_schedules_its_snapshot_names(make_schedule):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pauses.selectors import SNAPSHOT_LOOKBACK, pause_snapshot
+    from schedules.jobs import load_spec
+    from schedules.models import ScheduleChange
+    from schedules.runtime.run import _skipped_for_pause, see_pauses
+
+    from .test_execution import context, ok_runner
+
+    paused, free = make_schedule(), make_schedule()
+    pause_schedules(schedule_ids=[paused.pk], reason="owner asked", paused_by="ops", now=NOW)
+    # A pause is recorded as a change of its schedule, so that every
+    # scheduler takes its snapshot again at once (ChangeFeed on_changes).
+    assert set(ScheduleChange.objects.values_list("schedule_id", flat=True)) >= {paused.pk}
+    ctx = context(ok_runner)
+    ctx.clock = lambda: NOW + timedelta(minutes=1)
+    see_pauses(ctx)
+    assert ctx.pauses.schedule_ids == {paused.pk}
+    slot = NOW + timedelta(seconds=30)
+
+    def pause_queries(spec, at):
+        with CaptureQueriesContext(connection) as queries:
+            held = _skipped_for_pause(ctx, spec, uuid.uuid4(), at)
+        return held, sum("schedule_pauses" in q["sql"] for q in queries.captured_queries)
+
+    assert pause_queries(load_spec(free.pk), slot) == (False, 0), "never paused: no query"
+    assert pause_queries(load_spec(paused.pk), slot)[1] == 1
+    # Slots older than the snapshot covers, and any slot under a stale
+    # snapshot, are asked about one by one.
+    assert pause_queries(load_spec(free.pk), NOW - SNAPSHOT_LOOKBACK - timedelta(hours=1)) == (False, 1)
+    ctx.clock = lambda: NOW + timedelta(minutes=10)
+    assert pause_queries(load_spec(free.pk), slot) == (False, 1)
+    # A resumed pause still holds the slots from before its resume.
+    resume_schedules(schedule_ids=[paused.pk], resumed_by="ops", now=NOW + timedelta(minutes=2))
+    assert paused.pk in pause_snapshot(now=NOW + timedelta(minutes=3)).schedule_ids
+    assert paused.pk not in pause_snapshot(now=NOW + timedelta(minutes=3) + SNAPSHOT_LOOKBACK).schedule_ids

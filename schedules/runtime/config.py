@@ -12,6 +12,8 @@ from django.conf import settings
 
 from .. import instances
 
+FIRE_THREADS = 4
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -66,6 +68,13 @@ class RuntimeConfig:
         if not (config.fire or config.scan):
             raise ValueError("an instance must fire slots, run scans, or both")
         return config
+
+    @property
+    def fire_threads(self) -> int:
+        """Firing only claims (an INSERT per slot) and hands the scan to a
+        worker: a few threads keep up with any number of workers, and leave
+        the pool's connections to them."""
+        return min(self.max_workers, FIRE_THREADS)
 
     @property
     def heartbeat_interval(self) -> float:

@@ -140,14 +140,19 @@ class SlotGate:
     """A cheap first-come check per slot in Redis (SET NX), so that losing
     instances skip their database insert. It only ever says "someone else
     fired this slot first"; the database claim stays the fence that decides
-    who runs it, so a Redis outage just lets every instance through."""
+    who runs it, so a Redis outage just lets every instance through.
+
+    ``shared`` is False while no other live instance fires slots (the
+    service checks at each heartbeat): then the gate would spare nobody an
+    insert, and costs a round trip per slot, so it is skipped."""
 
     def __init__(self, *, client, ttl: float):
         self.client = client
         self.ttl = int(max(ttl, 1))
+        self.shared = True  # until the first heartbeat says otherwise
 
     def first(self, schedule_id: uuid.UUID, slot, instance_id: str) -> bool:
-        if self.client is None:
+        if self.client is None or not self.shared:
             return True
         key = f"slot:{schedule_id}:{int(slot.timestamp() * 1000)}"
         try:

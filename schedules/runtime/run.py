@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from datetime import datetime
 from typing import Callable
 
@@ -79,6 +79,9 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
                 domain_config_id=spec.domain_config_id, scheduled_for=scheduled_for,
                 scan_settings=spec.scan_settings, trigger=trigger,
             )
+            # The scan may take minutes: its pooled connection goes back
+            # meanwhile, so connections follow database work, not scans.
+            close_old_connections()
             outcome = run_with_retries(runner=ctx.runner, request=request, max_retries=spec.max_retries,
                                        backoff=ctx.retry_backoff, stop=ctx.stop)
         finally:

@@ -78,7 +78,7 @@ class SchedulerService:
         self.db_skew = 0.0  # seconds this clock is ahead of the database's (see fire.py)
         self._specs_mutex = threading.RLock()
         self.executor = SlotExecutor(
-            max_workers=self.max_workers, coalesce=config.coalesce,
+            max_workers=config.fire_threads, coalesce=config.coalesce,
             on_slot=self._on_slot, on_unrun_slot=self._on_unrun_slot, skew=lambda: self.db_skew,
         )
         # Runs are timed by the database's clock, the one all instances share.
@@ -94,7 +94,9 @@ class SchedulerService:
             },
         )
         self.scheduler.add_listener(self._on_max_instances, EVENT_JOB_MAX_INSTANCES)
-        self.feed = ChangeFeed(service=self)
+        # A pause reaches the runtime as a change: the pause snapshot is taken
+        # again at once (run.see_pauses), not only at its next poll.
+        self.feed = ChangeFeed(service=self, on_changes=(lambda ids: see_pauses(self.ctx)) if config.scan else None)
         self._last_run: dict[str, float] = {}
         self.loops = Loops(on_death=self._on_loop_death, on_db_error=self._on_db_error)
         self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
@@ -323,6 +325,8 @@ class SchedulerService:
                     "feed": self.feed.describe(), "roles": [r for r, on in (("fire", self.fire), ("scan", self.scan))
                                                             if on], "dead_loops": self.loops.dead},
         )
+        if self.fire and self.ctx.slot_gate is not None:
+            self.ctx.slot_gate.shared = instances.others_fire(instance_id=self.instance_id)
 
     def _measure_skew(self) -> None:
         self.db_skew = instances.database_clock_skew()
