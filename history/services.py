@@ -36,16 +36,26 @@ def _db_now_sql() -> str:
 
 def _insert_slot_row(*, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row."""
+    return bool(_insert_slot_rows(rows=[values]))
+
+
+def _insert_slot_rows(*, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    """One INSERT ... ON CONFLICT DO NOTHING for all the rows; the
+    execution ids of those this call inserted (the others' slots were
+    claimed already)."""
+    if not rows:
+        return set()
     fields = {f.column: f for f in JobExecution._meta.concrete_fields}
-    params = [fields[column].get_db_prep_save(values[column], connection) for column in _INSERT_COLUMNS[:-1]]
-    placeholders = ", ".join(["%s"] * (len(_INSERT_COLUMNS) - 1) + [_db_now_sql()])
+    one = "(" + ", ".join(["%s"] * (len(_INSERT_COLUMNS) - 1) + [_db_now_sql()]) + ")"
+    params = [fields[column].get_db_prep_save(values[column], connection)
+              for values in rows for column in _INSERT_COLUMNS[:-1]]
     sql = (
         f"INSERT INTO {JobExecution._meta.db_table} ({', '.join(_INSERT_COLUMNS)}) "
-        f"VALUES ({placeholders}) ON CONFLICT DO NOTHING"
+        f"VALUES {', '.join([one] * len(rows))} ON CONFLICT DO NOTHING RETURNING execution_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        return {value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
 
 
 def claim_slot(
@@ -86,6 +96,30 @@ def claim_slot(
         }
     )
     return execution_id if won else None
+
+
+CLAIM_BATCH_MAX = 500  # rows per INSERT: far below PostgreSQL's 65,535 parameters
+
+
+def claim_slots(*, slots: list[dict], instance_id: str, started_at: datetime) -> dict[tuple, uuid.UUID]:
+    """claim_slot for many slots, in one INSERT per CLAIM_BATCH_MAX: each
+    slot is a dict of schedule_id, domain, domain_config_id, scheduled_for,
+    status (queued, or running when a worker here takes it at once) and
+    metadata. Returns {(schedule_id, scheduled_for): execution_id} of the
+    slots this call won; the others were claimed by another instance."""
+    rows = [{
+        "execution_id": uuid.uuid4(), "job_id": f"schedule:{slot['schedule_id']}",
+        "trigger": ExecutionTrigger.SCHEDULED, "started_at": started_at, "completed_at": None, "scan_id": "",
+        "error_message": "", "instance_id": instance_id, "created_at": started_at,
+        "deliveries": 1 if slot["status"] == ExecutionStatus.RUNNING else 0,
+        **{key: slot[key] for key in ("schedule_id", "domain", "domain_config_id", "scheduled_for", "status")},
+        "metadata": {"instance_id": instance_id, **(slot.get("metadata") or {})},
+    } for slot in slots]
+    won: set[uuid.UUID] = set()
+    for start in range(0, len(rows), CLAIM_BATCH_MAX):
+        won |= _insert_slot_rows(rows=rows[start:start + CLAIM_BATCH_MAX])
+    return {(row["schedule_id"], row["scheduled_for"]): row["execution_id"] for row in rows
+            if row["execution_id"] in won}
 
 
 def record_unrun_slot(

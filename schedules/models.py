@@ -385,9 +385,17 @@ class Schedule(ChangeRecordingModel):
         if not self.enabled:
             return None
         try:
-            upcoming = self.upcoming_runs(count=1, now=now)
+            return self.next_run_after(self.trigger, now=now or timezone.now())
         except TimeConfigError:
             return None
+
+    @staticmethod
+    def next_run_after(trigger: BaseTrigger, *, now: datetime) -> datetime | None:
+        """The one definition of next_run: the first slot strictly after
+        ``now``. Every writer of the column takes its value from here: row
+        writes (save, set_enabled, the API sync) through compute_next_run, the
+        runtime's bookkeeping and start-up with the trigger of their snapshot."""
+        upcoming = next_fire_times(trigger, count=1, now=now)
         return upcoming[0] if upcoming else None
 
     @property

@@ -32,6 +32,7 @@ class RuntimeConfig:
     shutdown_grace: float
     change_poll_interval: float
     history_retention_days: int
+    alert_check_interval: float
     metrics_port: int
     metrics_addr: str
     fire: bool = True  # fire slots into the queue (--scans-only: no)
@@ -56,6 +57,7 @@ class RuntimeConfig:
             "shutdown_grace": settings.SHUTDOWN_GRACE_SECONDS,
             "change_poll_interval": settings.CHANGE_POLL_INTERVAL,
             "history_retention_days": settings.HISTORY_RETENTION_DAYS,
+            "alert_check_interval": settings.ALERT_CHECK_INTERVAL,
             "metrics_port": settings.METRICS_PORT,
             "metrics_addr": settings.METRICS_ADDR,
         }

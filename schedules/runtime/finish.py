@@ -17,7 +17,6 @@ from history.models import ExecutionStatus
 from scanner_project import metrics
 
 from ..models import Schedule
-from ..triggers import next_fire_times
 
 if TYPE_CHECKING:
     from ..jobs import JobSpec
@@ -101,8 +100,7 @@ def finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **f
 
 
 def _next_run(spec: JobSpec, now: datetime) -> datetime | None:
-    upcoming = next_fire_times(spec.trigger, count=1, now=now)
-    return upcoming[0] if upcoming else None
+    return Schedule.next_run_after(spec.trigger, now=now)
 
 
 def sweep_abandoned(ctx: RunContext, *, heartbeat_interval: float) -> None:

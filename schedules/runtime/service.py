@@ -29,8 +29,8 @@ from ..jobs import JobChange, JobSpec, change_for, iter_specs
 from ..live import ChangeFeed
 from ..runners import get_runner
 from ..sync_loop import PeriodicSyncThread
-from . import startup
-from .claim import fire_slot
+from . import housekeeping, startup
+from .claim import FiredSlot, SlotClaimer, fire_slot
 from .config import RuntimeConfig
 from .context import OutageLog, RunContext, repair_connections, skip_checkout_health_checks
 from .finish import sweep_abandoned
@@ -102,10 +102,12 @@ class SchedulerService:
         self.taker = QueueTaker(ctx=self.ctx, max_workers=self.max_workers,
                                 spec_of=lambda sid: self.specs.get(sid) or self.feed.spec_of(sid)) if config.scan else None
         self.ctx.seats = self.taker
+        self.claimer = SlotClaimer(ctx=self.ctx)
         self._startup_writes: threading.Thread | None = None
         from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
 
         self.alerts = AlertLoop(instance_id=self.instance_id)
+        self.chores = housekeeping.chores(config, clock=self.executor.db_now, alerts=self.alerts)
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -194,7 +196,7 @@ class SchedulerService:
             return  # not claimed: another instance runs it
         spec = self.specs.get(job.kwargs["schedule_id"])
         if spec is not None:
-            with_fresh_connections(fire_slot)(self.ctx, spec, scheduled_for, fired_at=fired_at)
+            self.claimer.submit(FiredSlot(spec, scheduled_for, fired_at))
 
     def _on_unrun_slot(self, job, scheduled_for: datetime, reason: str, status=ExecutionStatus.MISSED) -> None:
         spec = self.specs.get(job.kwargs["schedule_id"])
@@ -248,7 +250,7 @@ class SchedulerService:
         if self.fire:
             # Bookkeeping writes (100,000 next_run values on a first start) need
             # not hold up the firing of slots.
-            fires = {job.kwargs["schedule_id"]: job.next_run_time for job in self.scheduler.get_jobs()}
+            fires = startup.next_runs(specs=list(self.specs.values()), now=self.executor.db_now())
             self._startup_writes = threading.Thread(
                 target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
                 kwargs={"instance_id": self.instance_id, "fires": fires, "grace": self.config.misfire_grace},
@@ -257,6 +259,8 @@ class SchedulerService:
             self.scheduler.start()
         self._last_run["diff"] = time.monotonic()  # just loaded: nothing to compare yet
         self.loops.start("lock-watchdog", self._watchdog_loop)
+        if self.fire:
+            self.loops.start("slot-claimer", lambda: self.claimer.run_until_stopped(self.loops.one_pass))
         if self.taker is not None:
             self.loops.start("queue-taker", lambda: self.taker.run_until_stopped(self.loops.one_pass))
         self.feed.start()
@@ -294,11 +298,8 @@ class SchedulerService:
         self._every("diff", self.config.schedule_check_interval, self.feed.full_diff)
         self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
-        if self.config.history_retention_days:
-            self._every("history_cleanup", 300.0, self._history_cleanup)
-        self._every("alerts", settings.ALERT_CHECK_INTERVAL, self.alerts.tick)
-        self._every("pauses", 10.0, self._close_expired_pauses)
-        self._every("reruns", 1.0, self._queue_reruns)
+        for name, interval, chore in self.chores:
+            self._every(name, interval, chore)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
@@ -340,23 +341,6 @@ class SchedulerService:
         # This runtime's own switch and interval, not the settings read again.
         run_periodic_sync(instance_id=instance_id, enabled=self.config.enable_api_sync,
                           interval=self.config.api_sync_interval)
-
-    def _queue_reruns(self) -> None:
-        from reruns.services import promote_waiting
-
-        promote_waiting()
-
-    def _close_expired_pauses(self) -> None:
-        from pauses.services import close_expired
-
-        close_expired(now=self.executor.db_now())
-
-    def _history_cleanup(self) -> None:
-        from audit.cleanup import cleanup_old_entries
-        from history.cleanup import cleanup_if_due
-
-        if cleanup_if_due(instance_id=self.instance_id) is not None:  # this instance's daily turn
-            cleanup_old_entries(days=settings.HISTORY_RETENTION_DAYS, now=self.executor.db_now())
 
     def _watchdog_loop(self) -> None:
         """Renews the locks and heartbeats of running scans every third of the

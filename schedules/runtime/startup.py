@@ -41,6 +41,18 @@ def record_downtime_misses(*, instance_id: str, grace: float) -> None:
         logger.warning("Could not record slots missed while stopped: %s", exc)
 
 
+def next_runs(*, specs: list, now: datetime) -> dict[uuid.UUID, datetime | None]:
+    """Each loaded schedule's next_run (Schedule.next_run_after), computed
+    once per distinct trigger: 100,000 daily schedules share a few dozen."""
+    by_trigger: dict[str, datetime | None] = {}
+    fires = {}
+    for spec in specs:
+        if spec.trigger_key not in by_trigger:
+            by_trigger[spec.trigger_key] = Schedule.next_run_after(spec.trigger, now=now)
+        fires[spec.schedule_id] = by_trigger[spec.trigger_key]
+    return fires
+
+
 def write_next_runs(*, fires: dict[uuid.UUID, datetime | None]) -> None:
     """Store each loaded schedule's next fire time, writing only the rows
     whose stored value differs (so N instances starting cost one write)."""
