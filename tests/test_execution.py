@@ -287,3 +287,28 @@ def test_the_runner_gets_profile_defaults_overlaid_by_the_schedules_own_settings
                          "customPages": ["/cookies"], "accept_selector": "#ok", "region": "eu"}]
     bare = make_schedule(frequency="interval", time_config={"minutes": 5}, scan_settings={"maxPages": 3})
     assert load_spec(bare.schedule_id).scan_settings == {"maxPages": 3}
+
+
+def test_the_slot_gate_is_skipped_while_no_other_live_instance_fires(make_schedule):
+    from schedules.instances import others_fire
+    from schedules.models import SchedulerInstance
+    from schedules.runtime.lock import make_slot_gate
+
+    redis_client = get_redis_connection("default")
+    gate = make_slot_gate(ttl=60)
+    spec = load_spec(make_schedule().schedule_id)
+    now = datetime.now(timezone.utc)
+    kwargs = dict(host="h", pid=1, started_at=now, last_seen=now)
+    SchedulerInstance.objects.create(instance_id="me", status={"roles": ["fire", "scan"]}, **kwargs)
+    SchedulerInstance.objects.create(instance_id="scanner", status={"roles": ["scan"]}, **kwargs)
+    SchedulerInstance.objects.create(instance_id="gone", status={"roles": ["fire", "scan"]}, stopped_at=now, **kwargs)
+    gate.shared = others_fire(instance_id="me")
+    assert gate.shared is False, "only a scans-only and a stopped instance besides this one"
+    assert gate.first(spec.schedule_id, SLOT, "me") and gate.first(spec.schedule_id, SLOT, "me")
+    assert not redis_client.keys("slot:*"), "no round trip to Redis while alone"
+    SchedulerInstance.objects.create(instance_id="firer", status={"roles": ["fire"]}, **kwargs)
+    gate.shared = others_fire(instance_id="me")
+    assert gate.shared is True
+    assert gate.first_many([(spec.schedule_id, SLOT), (spec.schedule_id, SLOT + timedelta(hours=1))], "me") == [
+        True, True]
+    assert gate.first(spec.schedule_id, SLOT, "firer") is False, "the second instance to fire a slot loses it"

@@ -165,3 +165,49 @@ def test_a_lost_claim_gives_its_worker_back(make_schedule):
     assert fire_slot(loser, spec, SLOT) is None
     assert loser.seats.reserve() == 1, "the worker reserved for the lost claim is free again"
     loser.seats.pool.shutdown(wait=True)
+
+
+def test_slots_fired_together_are_claimed_in_one_insert(make_schedule):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from schedules.runtime.claim import FiredSlot, SlotClaimer
+
+    specs = [load_spec(make_schedule().schedule_id) for _ in range(30)]
+    ctx = context(ok_runner)
+    claimer = SlotClaimer(ctx=ctx, batch_max=20)
+    for spec in specs:
+        claimer.submit(FiredSlot(spec, SLOT))
+    claimer.submit(FiredSlot(specs[0], SLOT))  # fired twice: claimed once
+    with CaptureQueriesContext(connection) as queries:
+        assert claimer.claim_pending() == 20
+        assert claimer.claim_pending() == 11
+        assert claimer.claim_pending() == 0
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT INTO job_executions")]
+    assert len(inserts) == 2, "one INSERT per batch, not one per slot"
+    assert JobExecution.objects.filter(status="queued").count() == 30
+    # Another instance firing the same slots wins none of them.
+    other = context(ok_runner, instance_id="other")
+    from schedules.runtime.claim import fire_slots
+    assert fire_slots(other, [FiredSlot(spec, SLOT) for spec in specs[:5]]) == [None] * 5
+    assert JobExecution.objects.count() == 30
+
+
+def test_every_writer_of_next_run_agrees_with_the_model(make_schedule):
+    from schedules.jobs import iter_specs
+    from schedules.models import Schedule
+    from schedules.runtime import startup
+    from schedules.runtime.finish import _next_run
+
+    made = [make_schedule(frequency="cron", time_config={"expression": "30 2 * * 1-5"}, timezone="Europe/Berlin"),
+            make_schedule(frequency="interval", time_config={"minutes": 7}, spread_minutes=5),
+            make_schedule(frequency="monthly", time_config={"day": "last", "hour": 23, "minute": 0}),
+            make_schedule(frequency="daily", time_config={"hour": 2, "minute": 0}, timezone="America/New_York")]
+    now = SLOT + timedelta(minutes=3)
+    specs = list(iter_specs(Schedule.objects.filter(pk__in=[s.pk for s in made])))
+    at_start = startup.next_runs(specs=specs, now=now)
+    for spec in specs:
+        expected = Schedule.objects.get(pk=spec.schedule_id).compute_next_run(now=now)
+        assert expected is not None and expected > now
+        # Start-up and the bookkeeping after a run write what the row's own save() writes.
+        assert at_start[spec.schedule_id] == expected == _next_run(spec, now)
