@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import CroniterBadDateError, croniter
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from schedules.triggers import TimeConfigError, build_trigger, next_fire_times
 

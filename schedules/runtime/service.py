@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections
 from django_apscheduler.util import close_old_connections as with_fresh_connections
 
 from history import services as history
