@@ -65,6 +65,9 @@ def update_schedule_columns(*, columns: tuple[str, ...], rows: list[tuple]) -> N
     """
     if not rows:
         return
+    # In schedule_id order: every writer (the bookkeeping of each instance,
+    # start-up) then locks rows in one order, so two never deadlock.
+    rows = sorted(rows, key=lambda row: str(row[-1]))
     fields = [Schedule._meta.get_field(name) for name in (*columns, "schedule_id")]
     assignments = ", ".join(f"{f.column} = %s" for f in fields[:-1])
     sql = f"UPDATE {Schedule._meta.db_table} SET {assignments} WHERE {fields[-1].column} = %s"
