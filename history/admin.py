@@ -55,7 +55,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
     ordering = ("-started_at",)
     fieldsets = (
         (None, {"fields": ("execution_id", "coloured_status", "schedule_link", "domain", "domain_config_id",
-                           "job_id", "trigger", "scan_id", "instance_id")}),
+                           "job_id", "trigger", "scan_id", "instance_id", "deliveries")}),
         ("Times", {"fields": ("scheduled_for", "slot", "started_at", "start_delay_display", "completed_at", "duration",
                               "heartbeat_at",
                               "created_at")}),

@@ -265,14 +265,14 @@ def queue_manual_run(*, schedule_id: uuid.UUID, domain: str, domain_config_id: s
     return execution.execution_id
 
 
-def fold_queued(*, schedule_id: uuid.UUID, before: datetime, reason: str) -> int:
+def fold_queued(*, schedule_ids: list[uuid.UUID], before: datetime, reason: str) -> int:
     """Coalescing: the queued scheduled slots of a schedule older than
     ``before`` are recorded missed, so a schedule never has more than one
     slot waiting. A row back in the queue after its instance died is not
     folded: its scan may have reached the scan API, and delivering it again
     (same Idempotency-Key) just collects that scan's outcome."""
     return JobExecution.objects.filter(
-        schedule_id=schedule_id, status=ExecutionStatus.QUEUED, trigger=ExecutionTrigger.SCHEDULED,
+        schedule_id__in=schedule_ids, status=ExecutionStatus.QUEUED, trigger=ExecutionTrigger.SCHEDULED,
         scheduled_for__lt=before, deliveries=0,
     ).update(status=ExecutionStatus.MISSED, completed_at=Now(), error_message=reason)
 

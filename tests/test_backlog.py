@@ -75,3 +75,5 @@ def test_each_execution_shows_its_start_delay_in_admin(admin_client, backlog):
     detail = admin_client.get(reverse("admin:history_jobexecution_change", args=[backlog.pk])).content.decode()
     assert "90.00 s" in detail
     assert backlog.start_delay == timedelta(seconds=90)
+    # How often workers took it (above 1: its instance died and it was put back).
+    assert re.search(r"Deliveries:</label>\s*<div class=\"readonly\">0<", detail), "deliveries shown"

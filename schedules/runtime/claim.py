@@ -86,6 +86,7 @@ def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) ->
                            slots[n].spec.job_id, **log_extra(ctx, slots[n].spec, scheduled_for=slots[n].scheduled_for))
             outcome[n] = ExecutionStatus.MISSED
         return outcome
+    claimed: list[tuple[JobSpec, datetime]] = []
     for n in wanted:
         slot = slots[n]
         execution_id = won.get(_key(slot))
@@ -94,14 +95,13 @@ def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) ->
             logger.debug("Slot %s of %s claimed by another instance", slot.scheduled_for, slot.spec.job_id)
             continue
         running = n in taken_at_birth
-        enqueued(ctx, slot.spec, slot.scheduled_for, wake=False)
+        claimed.append((slot.spec, slot.scheduled_for))
         if running:
             ctx.seats.start({"execution_id": execution_id, "schedule_id": slot.spec.schedule_id,
                              "scheduled_for": slot.scheduled_for, "trigger": ExecutionTrigger.SCHEDULED,
                              "metadata": {"fired_by": ctx.instance_id}, "started_at": now, "created_at": now})
         outcome[n] = ExecutionStatus.RUNNING if running else ExecutionStatus.QUEUED
-    if ExecutionStatus.QUEUED in outcome:
-        ctx.queue_wake.set()
+    enqueued(ctx, claimed, wake=ExecutionStatus.QUEUED in outcome)
     return outcome
 
 

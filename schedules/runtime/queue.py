@@ -15,13 +15,19 @@ from .context import RunContext
 logger = logging.getLogger("schedules.runtime")
 
 
-def enqueued(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, wake: bool = True) -> None:
-    """After this instance claimed a slot: fold older ones, and wake the taker
-    (not needed when the claim went straight to a worker here)."""
-    if ctx.coalesce and spec.frequency != "once":  # a once schedule has no older slot to fold
-        folded = history.fold_queued(schedule_id=spec.schedule_id, before=scheduled_for,
-                                     reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
-        if folded:
-            logger.info("Coalesced %d queued slot(s) of %s into %s", folded, spec.job_id, scheduled_for)
+def enqueued(ctx: RunContext, claimed: list[tuple[JobSpec, datetime]], *, wake: bool = True) -> None:
+    """After this instance claimed slots: fold the older queued ones of their
+    schedules (one UPDATE per slot time: a herd is one), and wake the taker
+    (not needed when every claim went straight to a worker here)."""
+    if ctx.coalesce:
+        by_slot: dict[datetime, list[JobSpec]] = {}
+        for spec, scheduled_for in claimed:
+            if spec.frequency != "once":  # a once schedule has no older slot to fold
+                by_slot.setdefault(scheduled_for, []).append(spec)
+        for scheduled_for, specs in by_slot.items():
+            folded = history.fold_queued(schedule_ids=[spec.schedule_id for spec in specs], before=scheduled_for,
+                                         reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
+            if folded:
+                logger.info("Coalesced %d queued slot(s) of %d schedule(s) into %s", folded, len(specs), scheduled_for)
     if wake:
         ctx.queue_wake.set()
