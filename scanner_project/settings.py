@@ -104,8 +104,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # it is a plain index, as intended, and the warning is noise at every start.
     SILENCED_SYSTEM_CHECKS = ["models.W040"]
     # Scheduler threads and the web process write concurrently; wait rather than
-    # fail with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # fail with "database is locked". IMMEDIATE: a transaction takes the write
+    # lock when it begins, so the wait applies; a deferred one that reads, then
+    # writes while another connection writes fails at once instead (seen at a
+    # scheduler's first heartbeat, update_or_create, beside the queue taker).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis ----------------------------------------------------------------
