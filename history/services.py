@@ -55,7 +55,7 @@ def _insert_slot_rows(*, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return {value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
+        return {JobExecution._meta.pk.to_python(value) for (value,) in cursor.fetchall()}
 
 
 def claim_slot(
@@ -73,29 +73,10 @@ def claim_slot(
     (see take_queued), or ``running`` when the claiming instance has a free
     worker for it (taken at birth: one write fewer). Returns its id, or None
     when another instance claimed the slot first."""
-    execution_id = uuid.uuid4()
-    now = started_at or timezone.now()
-    won = _insert_slot_row(
-        values={
-            "execution_id": execution_id,
-            "schedule_id": schedule_id,
-            "job_id": f"schedule:{schedule_id}",
-            "domain": domain,
-            "domain_config_id": domain_config_id,
-            "status": status,
-            "trigger": ExecutionTrigger.SCHEDULED,
-            "scheduled_for": scheduled_for,
-            "started_at": now,
-            "completed_at": None,
-            "scan_id": "",
-            "error_message": "",
-            "metadata": {"instance_id": instance_id, **(metadata or {})},
-            "instance_id": instance_id,
-            "deliveries": 1 if status == ExecutionStatus.RUNNING else 0,
-            "created_at": now,
-        }
-    )
-    return execution_id if won else None
+    slot = {"schedule_id": schedule_id, "domain": domain, "domain_config_id": domain_config_id,
+            "scheduled_for": scheduled_for, "status": status, "metadata": metadata}
+    won = claim_slots(slots=[slot], instance_id=instance_id, started_at=started_at or timezone.now())
+    return won.get((schedule_id, scheduled_for))
 
 
 CLAIM_BATCH_MAX = 500  # rows per INSERT: far below PostgreSQL's 65,535 parameters

@@ -65,9 +65,7 @@ def pause_snapshot(*, now: datetime) -> PauseSnapshot:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT DISTINCT schedule_id FROM {table} WHERE resumed_at IS NULL OR resumed_at > %s",
                        [since])
-        ids = frozenset(_as_uuid(row[0]) for row in cursor.fetchall())
+        schedule_pk = SchedulePause._meta.get_field("schedule").target_field
+        ids = frozenset(schedule_pk.to_python(row[0]) for row in cursor.fetchall())
     return PauseSnapshot(taken_at=now, schedule_ids=ids)
 
-
-def _as_uuid(value) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -52,10 +52,10 @@ def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) ->
     wanted: list[int] = []
     seen: set[tuple] = set()
     for n, slot in enumerate(slots):
-        reason = _too_late(ctx, slot)
         if _key(slot) in seen:
             continue  # fired twice (a second look as the first claim came): claimed once
         seen.add(_key(slot))
+        reason = _too_late(ctx, slot)
         if reason:
             _record_too_late(ctx, slot, reason)
             outcome[n] = ExecutionStatus.MISSED

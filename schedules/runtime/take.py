@@ -34,10 +34,6 @@ class QueueTaker:
         self._in_flight = 0  # reserved workers: running a row, or about to
         self._mutex = threading.Lock()
 
-    @property
-    def free(self) -> int:
-        return self.max_workers - self._in_flight
-
     def reserve(self, count: int = 1) -> int:
         """Hold up to ``count`` free workers (how many it got). Every start
         goes through a reservation, so takes and claims (claim.py) together
