@@ -62,7 +62,7 @@ def start_instance(name: str, log_dir: str, env: dict) -> tuple[subprocess.Popen
     log_path = Path(log_dir) / f"{name}.log"
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runscheduler", "--instance-id", name], cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "info", "SCAN_RUNNER": "schedules.runners.noop_runner", **env},
+        env={**os.environ, "LOG_LEVEL": "info", "SCAN_RUNNER": "noop", **env},
         stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     return process, log_path

@@ -48,7 +48,7 @@ def make_schedules(count: int, at: datetime) -> None:
 def start_instances(count: int, workers: int, profile_dir: str | None) -> list[subprocess.Popen]:
     processes = []
     for n in range(count):
-        env = {**os.environ, "SCAN_RUNNER": "schedules.runners.noop_runner", "MAX_WORKERS": str(workers),
+        env = {**os.environ, "SCAN_RUNNER": "noop", "MAX_WORKERS": str(workers),
                "LOG_LEVEL": "warning"}
         command = [sys.executable, "manage.py", "runscheduler", "--instance-id", f"bench-{n}"]
         if profile_dir:

@@ -161,6 +161,8 @@ SCAN_API_TOKEN = env_str("SCAN_API_TOKEN")
 SCAN_RUNNER = env_str("SCAN_RUNNER")
 SCAN_RETRY_BACKOFF = env_float("SCAN_RETRY_BACKOFF", 2.0, minimum=0)
 SCAN_DEADLINE = env_float("SCAN_DEADLINE", 120.0, minimum=1)
+# The browser scanner's Chromium (schedules.scans.browser): Debian's package.
+SCAN_BROWSER_PATH = env_str("SCAN_BROWSER_PATH") or "/usr/bin/chromium"
 PROBE_ALLOW_PRIVATE = env_bool("PROBE_ALLOW_PRIVATE", False)
 # Networks the probe may reach although they are not public (an intranet
 # range that is scanned on purpose), e.g. 10.20.0.0/16,fd12::/64.

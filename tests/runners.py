@@ -10,7 +10,7 @@ import os
 import random
 import time
 
-from schedules.runners import ScanResult
+from schedules.scans.request import ScanResult
 
 
 def _record(request) -> None:

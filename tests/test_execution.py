@@ -18,7 +18,7 @@ from schedules.runtime.context import OutageLog, RunContext
 from schedules.runtime.run import run_taken
 from schedules.jobs import load_spec
 from schedules.runtime.lock import RedisScheduleLocks, lock_key
-from schedules.runners import ScanResult
+from schedules.scans.request import ScanResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SLOT = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)

@@ -18,7 +18,9 @@ import requests
 
 from schedules import addresses
 from schedules.http import DeadlineExceeded
-from schedules.runners import ScanRefused, probe_runner, run_with_retries
+from schedules.scans.probe import probe_runner
+from schedules.scans.request import ScanRefused
+from schedules.scans.retries import run_with_retries
 from tests.api_server import ApiServer, trickle_headers
 from tests.test_runners import request_for, with_cookies
 
@@ -115,7 +117,7 @@ def test_a_public_page_is_fetched_through_its_resolved_address(public_server, pr
     public_server.serve("/", with_cookies("visible=1; Path=/"))
     names["public.test"] = [[PUBLIC]]
     result = probe_runner(request_for(f"public.test:{public_server.port}"))
-    assert [c["name"] for c in result.metadata["cookies"]] == ["visible"]
+    assert [c["name"] for c in result.metadata["scan"]["cookies"]] == ["visible"]
     assert private_server.connections == 0
 
 
@@ -127,7 +129,7 @@ def test_a_name_that_answers_public_then_private_is_connected_where_it_was_check
     public_server.serve("/", with_cookies("visible=1; Path=/"))
     names["rebind.test"] = [[PUBLIC], ["127.0.0.1"]]
     result = probe_runner(request_for(f"rebind.test:{public_server.port}"))
-    assert [c["name"] for c in result.metadata["cookies"]] == ["visible"]
+    assert [c["name"] for c in result.metadata["scan"]["cookies"]] == ["visible"]
     assert public_server.hits["/"] == 1 and private_server.connections == 0
 
 

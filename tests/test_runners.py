@@ -9,15 +9,12 @@ from datetime import datetime, timezone
 import pytest
 
 from scanner_project.logformat import JsonFormatter
-from schedules.runners import (
-    ScanRefused,
-    ScanRequest,
-    get_runner,
-    http_runner,
-    noop_runner,
-    probe_runner,
-    run_with_retries,
-)
+from schedules.scans import get_runner
+from schedules.scans.browser import BrowserScanner
+from schedules.scans.http_api import http_runner
+from schedules.scans.probe import probe_runner
+from schedules.scans.request import ScanRefused, ScanRequest, noop_runner
+from schedules.scans.retries import run_with_retries
 from tests.api_server import send
 
 
@@ -58,19 +55,19 @@ def test_probe_records_the_cookies_of_the_home_page_and_custom_pages(api_server,
     api_server.serve("/", with_cookies("session=abc; Path=/; HttpOnly; SameSite=Lax", "consent=0; Path=/"))
     api_server.serve("/privacy", with_cookies("tracker=1; Path=/; Secure; SameSite=None"))
     result = probe_runner(request_for(host_of(api_server), customPages=["/privacy"]))
-    cookies = {c["name"]: c for c in result.metadata["cookies"]}
+    cookies = {c["name"]: c for c in result.metadata["scan"]["cookies"]}
     assert set(cookies) == {"session", "consent", "tracker"}
-    assert cookies["session"]["httponly"] is True and cookies["session"]["samesite"] == "Lax"
-    assert cookies["tracker"]["secure"] is True and cookies["consent"]["httponly"] is False
-    assert [p["status"] for p in result.metadata["pages"]] == [200, 200]
+    assert cookies["session"]["http_only"] is True and cookies["session"]["same_site"] == "Lax"
+    assert cookies["tracker"]["secure"] is True and cookies["consent"]["http_only"] is False
+    assert [p["status"] for p in result.metadata["scan"]["pages"]] == [200, 200]
 
 
 def test_probe_follows_redirects_and_keeps_their_cookies(api_server, probe_settings):
     api_server.serve("/", with_cookies("first=1; Path=/", status=302, location="/home"))
     api_server.serve("/home", with_cookies("second=2; Path=/"))
     result = probe_runner(request_for(host_of(api_server)))
-    assert {c["name"] for c in result.metadata["cookies"]} == {"first", "second"}
-    assert result.metadata["pages"][0]["final_url"].endswith("/home")
+    assert {c["name"] for c in result.metadata["scan"]["cookies"]} == {"first", "second"}
+    assert result.metadata["scan"]["pages"][0]["final_url"].endswith("/home")
 
 
 @pytest.mark.parametrize("domain", ["127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "192.168.0.10"])
@@ -85,7 +82,7 @@ def test_a_refused_scan_is_not_retried(settings):
     outcome = run_with_retries(runner=probe_runner, request=request_for("127.0.0.1"), max_retries=3, backoff=0,
                                stop=threading.Event())
     assert outcome.result is None and len(outcome.attempts) == 1
-    assert outcome.error_details["type"] == "schedules.runners.ScanRefused"
+    assert outcome.error_details["type"] == "schedules.scans.request.ScanRefused"
 
 
 def test_http_runner_posts_the_domain_and_settings_and_reads_the_scan_id(api_server, probe_settings):
@@ -106,10 +103,14 @@ def test_http_runner_raises_on_an_error_answer(api_server, probe_settings):
 
 def test_runner_selection(settings):
     settings.SCAN_RUNNER, settings.SCAN_API_URL = "", ""
-    assert get_runner() is probe_runner
+    assert isinstance(get_runner(), BrowserScanner)  # the default: a real browser scan
     settings.SCAN_API_URL = "http://scan.internal/scans"
     assert get_runner() is http_runner
-    settings.SCAN_RUNNER = "schedules.runners.noop_runner"
+    settings.SCAN_RUNNER = "probe"
+    assert get_runner() is probe_runner
+    settings.SCAN_RUNNER = "schedules.scans.request.noop_runner"
+    assert get_runner() is noop_runner
+    settings.SCAN_RUNNER = "schedules.runners.noop_runner"  # the path before schedules.scans still works
     assert get_runner() is noop_runner
 
 

@@ -19,7 +19,9 @@ from django_redis import get_redis_connection
 
 from history.models import JobExecution
 from schedules.models import Schedule, SchedulerInstance
-from schedules.runners import ScanRequest, http_runner, run_with_retries
+from schedules.scans.http_api import http_runner
+from schedules.scans.request import ScanRequest
+from schedules.scans.retries import run_with_retries
 from schedules.sync import SyncError, sync_schedules_from_api
 from tests import cluster
 from tests.api_server import EXAMPLE, closed_port_url, send
@@ -199,7 +201,7 @@ def test_runscheduler_start_up_log_shows_no_database_or_redis_password(tmp_path,
     port = os.environ["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": f"redis://{user}:{redis_password}@127.0.0.1:{port}/0",
            "LOG_LEVEL": "debug", "API_TOKEN": SYNC_TOKEN, "SCAN_API_TOKEN": SCAN_TOKEN, "PYTHONUNBUFFERED": "1",
-           "SCAN_RUNNER": "schedules.runners.noop_runner", "SHUTDOWN_GRACE_SECONDS": "1"}
+           "SCAN_RUNNER": "noop", "SHUTDOWN_GRACE_SECONDS": "1"}
     log_path = tmp_path / "runscheduler.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "manage.py", "runscheduler", "--instance-id", "secrets"], cwd=ROOT,

@@ -16,7 +16,8 @@ from history.models import ExecutionStatus
 from scanner_project import metrics
 
 from ..jobs import JobSpec
-from ..runners import ScanRequest, run_with_retries
+from ..scans.request import ScanRequest
+from ..scans.retries import run_with_retries
 from .context import RunContext, RunningScan, log_extra
 from .finish import finish
 from .lock import take_lock

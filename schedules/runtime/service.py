@@ -27,7 +27,7 @@ from scanner_project import metrics
 from .. import instances
 from ..jobs import JobChange, JobSpec, change_for, iter_specs
 from ..live import ChangeFeed
-from ..runners import get_runner
+from .. import scans
 from ..sync_loop import PeriodicSyncThread
 from . import housekeeping, startup
 from .claim import FiredSlot, SlotClaimer, fire_slot
@@ -59,10 +59,13 @@ class SchedulerService:
         self._watchdog_stop = threading.Event()
         self.started_at: datetime | None = None
         self.locks = make_schedule_locks(timeout=config.lock_timeout)
+        runner = scans.get_runner()
+        if config.scan:  # an instance that runs no scans needs no browser
+            scans.preflight(runner)
         self.ctx = RunContext(
             instance_id=self.instance_id,
             locks=self.locks,
-            runner=get_runner(),
+            runner=runner,
             stop=self.stop_event,
             misfire_grace=config.misfire_grace,
             coalesce=config.coalesce,
@@ -387,6 +390,7 @@ class SchedulerService:
         for scan in left:
             if scan.lock is not None:
                 self.locks.release(scan.lock)
+        scans.close(self.ctx.runner)  # the browser goes with the instance
         close_old_connections()
         logger.info("Scheduler instance %s stopped", self.instance_id)
 

@@ -4,10 +4,11 @@ import logging
 import os
 import signal
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from scanner_project.arguments import at_least_one
 from schedules.runtime import SchedulerService
+from schedules.scans import ScannerUnavailable
 
 
 class Command(BaseCommand):
@@ -22,8 +23,11 @@ class Command(BaseCommand):
         role.add_argument("--fire-only", action="store_true", help="fire slots into the queue only; run no scans")
 
     def handle(self, *args, instance_id=None, max_workers=None, scans_only=False, fire_only=False, **options):
-        service = SchedulerService(instance_id=instance_id, max_workers=max_workers, fire=not scans_only,
-                                   scan=not fire_only)
+        try:
+            service = SchedulerService(instance_id=instance_id, max_workers=max_workers, fire=not scans_only,
+                                       scan=not fire_only)
+        except ScannerUnavailable as exc:
+            raise CommandError(f"cannot scan on this host: {exc}") from None
 
         def stop(signum, frame):
             service.request_stop()

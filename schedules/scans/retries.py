@@ -1,0 +1,59 @@
+"""Retries: one execution is up to 1 + maxRetries attempts of its runner, with backoff.
+Whole scans are retried here; HTTP-level retries stay with urllib3's Retry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+
+from ..http import DeadlineExceeded, ResponseTooLarge
+from .request import Runner, ScanRefused, ScanRequest, ScanResult, as_result
+
+
+@dataclass
+class Outcome:
+    result: ScanResult | None
+    attempts: list[dict]
+    error: BaseException | None = None
+    error_details: dict | None = None
+
+
+# Failures that a second attempt would meet again.
+FINAL_ERRORS = (ScanRefused, ResponseTooLarge, DeadlineExceeded)
+
+
+def run_with_retries(
+    *, runner: Runner, request: ScanRequest, max_retries: int, backoff: float, stop: threading.Event
+) -> Outcome:
+    """Up to 1 + max_retries attempts with exponential backoff."""
+    attempts: list[dict] = []
+    for attempt in range(1, max_retries + 2):
+        started = time.monotonic()
+        try:
+            result = as_result(runner(replace(request, attempt=attempt)))
+        except FINAL_ERRORS as exc:
+            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
+                             "seconds": round(time.monotonic() - started, 3)})
+            return _failed(attempts, exc)
+        except Exception as exc:  # noqa: BLE001 - any runner failure is recorded
+            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
+                             "seconds": round(time.monotonic() - started, 3)})
+            if attempt > max_retries or stop.wait(backoff * 2 ** (attempt - 1)):
+                return _failed(attempts, exc)
+            continue
+        attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 3)})
+        return Outcome(result=result, attempts=attempts)
+    raise AssertionError("unreachable")
+
+
+def _failed(attempts: list[dict], exc: BaseException) -> Outcome:
+    details = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "attempts": len(attempts),
+    }
+    return Outcome(result=None, attempts=attempts, error=exc, error_details=details)
