@@ -23,7 +23,8 @@ from .request import ScanRefused
 
 logger = logging.getLogger("schedules.scans")
 
-SETTLE_MS = 3000  # after "load", how long to wait for the network to go quiet
+SETTLE_MS = 3000  # after "load" or a click, how long to wait at most for the network to go quiet
+QUIET_MS = 500  # the network is quiet when no request was in flight for this long
 CONSENT_WAIT_MS = 2000  # on the first page, how long a banner may take to appear
 _STORAGE_JS = """() => { try { return [location.origin, Object.keys(window.localStorage)]; }
                         catch (e) { return [location.origin, []]; } }"""
@@ -44,8 +45,21 @@ class Visit:
         self.cookies_before: list[dict] | None = None
         self.pages: list[dict] = []
         self.consent = {**result.no_consent(plan.accept_selector)}
-        context.on("request", lambda request: self._contacted(request.url))
+        self._in_flight = 0
+        self._last_activity = time.monotonic()
+        context.on("request", self._request_started)
+        context.on("requestfinished", self._request_ended)
+        context.on("requestfailed", self._request_ended)
         context.on("page", lambda page: page.on("websocket", lambda ws: self._contacted(ws.url)))
+
+    def _request_started(self, request) -> None:
+        self._in_flight += 1
+        self._last_activity = time.monotonic()
+        self._contacted(request.url)
+
+    def _request_ended(self, _request) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        self._last_activity = time.monotonic()
 
     def _contacted(self, url: str) -> None:
         parts = urlsplit(url)
@@ -90,10 +104,15 @@ class Visit:
         return await self._record()
 
     async def _settle(self, page) -> None:
-        try:
-            await page.wait_for_load_state("networkidle", timeout=min(SETTLE_MS, self._remaining_ms()))
-        except PlaywrightError:
-            pass  # a page that keeps polling is still recorded as it is
+        """Until no request has been in flight for QUIET_MS, for SETTLE_MS at
+        most: what a page (or a click) starts after "load" is seen too. Playwright's
+        "networkidle" cannot serve here: once reached it stays reached, so it
+        would not wait for what the consent click loads."""
+        ends = time.monotonic() + min(SETTLE_MS, self._remaining_ms()) / 1000
+        while time.monotonic() < ends:
+            if self._in_flight == 0 and time.monotonic() - self._last_activity >= QUIET_MS / 1000:
+                return
+            await asyncio.sleep(0.05)
 
     async def _read_storage(self, page) -> None:
         for frame in page.frames:
@@ -120,12 +139,15 @@ class Visit:
         # Everything until the click is what a visitor gets without consenting.
         self.cookies_before = await self.context.cookies()
         await self._read_storage(page)
+        # Requests the click starts may be reported before click() returns.
+        self.phase = result.AFTER_CONSENT
         problem = await consent.click(locator)
         if problem:
+            self.phase = result.BEFORE_CONSENT
+            self.cookies_before = None
             self.consent["error"] = problem
             return
         self.consent["clicked"] = True
-        self.phase = result.AFTER_CONSENT
         await self._settle(page)
         await self._read_storage(page)
 
