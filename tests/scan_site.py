@@ -52,9 +52,13 @@ PAGES = {
     "/level2": '<h1>Level 2</h1><a href="/level3">Level 3</a>',
     "/level3": '<h1>Level 3</h1><script>document.cookie="depth3=1; path=/"</script>',
     "/custom": "<h1>Custom</h1>",
+    # Every kind of request, to the tracker host and the cloud metadata address.
     "/forbidden": '<h1>Forbidden refs</h1><img src="TRACKER/pixel.gif?forbidden=1">'
+                  '<iframe src="TRACKER/frame"></iframe>'
                   '<img src="http://169.254.169.254/latest/meta-data/">'
-                  '<script>fetch("http://169.254.169.254/latest/api/token").catch(function(){})</script>',
+                  '<script>fetch("http://169.254.169.254/latest/api/token").catch(function(){});'
+                  'fetch("TRACKER/xhr").catch(function(){});'
+                  'try { new WebSocket("TRACKER/ws".replace("http", "ws")); } catch (e) {}</script>',
 }
 PAGE_COOKIES = {"/level1": "lvl1=1; Path=/", "/level2": "lvl2=1; Path=/", "/custom": "custom_page=1; Path=/"}
 
