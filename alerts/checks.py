@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Max, Min
 from django.db.models.functions import Now
 
+from history import scan_changes
 from history.models import ExecutionStatus, JobExecution
 from schedules.models import Schedule, SchedulerInstance
 
@@ -61,6 +62,54 @@ def check_schedule_streaks(*, finished_within: timedelta, instance_id: str = "")
                                f"Last error: {last[0]['error_message'][:500]}",
                           details={"schedule_id": subject, "domain": domain, "failures": threshold,
                                    "last_error": last[0]["error_message"][:2000]})
+        else:
+            alert = None
+        claimed += alert is not None
+    return claimed
+
+
+# --- a new cookie set before consent ------------------------------------------------
+NAMED_COOKIES = 10  # in the title; the text and details name up to 100
+_CHANGE_WORDS = {"new": "new", "moved_before_consent": "set after consent last time"}
+
+
+def check_new_cookies_before_consent(*, finished_within: timedelta, instance_id: str = "") -> int:
+    """Schedules with a successful scan finished within ``finished_within``:
+    firing when the latest successful scan found a cookie set before consent
+    that the previous scan did not set before consent (new, or moved from
+    after consent); resolved when a later successful scan finds none. A
+    schedule's first scan is its baseline and never fires. Returns the number
+    of alerts claimed."""
+    scanned = scan_changes.schedules_scanned_since(finished_after=Now() - finished_within)
+    latest = scan_changes.latest_scan_changes(schedule_ids=scanned)
+    if not latest:
+        return 0
+    firing = firing_subjects(kind=AlertKind.NEW_COOKIE_BEFORE_CONSENT, subjects=[str(pk) for pk in latest])
+    claimed = 0
+    for schedule_id, scan in sorted(latest.items(), key=lambda item: str(item[0])):
+        subject, domain = str(schedule_id), scan["domain"]
+        cookies = scan_changes.before_consent_news(scan["changes"])
+        where = f"schedule {subject}, execution {scan['execution_id']}"
+        if cookies and subject not in firing:
+            listed = [{key: c.get(key) for key in ("name", "domain", "path", "third_party", "change")}
+                      for c in cookies[:100]]
+            names = list(dict.fromkeys(str(c["name"]) for c in cookies))
+            shown = ", ".join(names[:NAMED_COOKIES]) + (
+                f" and {len(names) - NAMED_COOKIES} more" if len(names) > NAMED_COOKIES else "")
+            lines = "; ".join(f"{c['name']} ({c['domain']}, {_CHANGE_WORDS[c['change']]})" for c in listed)
+            alert = claim(kind=AlertKind.NEW_COOKIE_BEFORE_CONSENT, subject=subject, firing=True,
+                          instance_id=instance_id,
+                          title=f"A new cookie is set before consent on {domain}: {shown}",
+                          text=f"The latest scan of {domain} ({where}) found {len(cookies)} cookie(s) set before "
+                               f"the visitor consents that the previous scan did not set before consent: {lines}",
+                          details={"schedule_id": subject, "domain": domain, "execution_id": str(scan["execution_id"]),
+                                   "since": scan["changes"].get("since"), "cookies": listed})
+        elif not cookies and subject in firing:
+            alert = claim(kind=AlertKind.NEW_COOKIE_BEFORE_CONSENT, subject=subject, firing=False,
+                          instance_id=instance_id, title=f"No new cookie before consent on {domain}",
+                          text=f"The latest scan of {domain} ({where}) found no new cookie set before consent.",
+                          details={"schedule_id": subject, "domain": domain,
+                                   "execution_id": str(scan["execution_id"])})
         else:
             alert = None
         claimed += alert is not None

@@ -65,6 +65,8 @@ def evaluate(*, lookback: timedelta, instance_id: str = "") -> None:
     """Every condition, each on its own: one failing check never stops the others."""
     for name, check in (
         ("schedule streaks", lambda: checks.check_schedule_streaks(finished_within=lookback, instance_id=instance_id)),
+        ("new cookies before consent", lambda: checks.check_new_cookies_before_consent(finished_within=lookback,
+                                                                                       instance_id=instance_id)),
         ("scheduler liveness", lambda: checks.check_scheduler_liveness(instance_id=instance_id)),
         ("queue age", lambda: checks.check_queue_age(age_seconds=checks.oldest_queued_age_seconds(),
                                                      instance_id=instance_id)),

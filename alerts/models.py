@@ -21,6 +21,7 @@ class AlertKind(models.TextChoices):
     NO_LIVE_INSTANCE = "no_live_instance", "No live scheduler instance"
     SYNC_FAILING = "sync_failing", "API sync failing"
     QUEUE_BEHIND = "queue_behind", "Queued slot waiting too long"
+    NEW_COOKIE_BEFORE_CONSENT = "new_cookie_before_consent", "New cookie set before consent"
 
 
 class AlertEvent(models.TextChoices):

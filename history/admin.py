@@ -5,6 +5,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import admin_scan
 from .admin_filters import DomainFilter, InstanceFilter
 from .models import ExecutionStatus, JobExecution
 from .pagination import EstimatedCountPaginator
@@ -20,7 +21,9 @@ STATUS_COLOURS = {
     "abandoned": "#8250df",
     "interrupted": "#6e7781",
 }
-COOKIE_COLUMNS = ("name", "domain", "path", "secure", "httponly", "samesite")
+# Shown only when they have something to show.
+SCAN_FIELDS = ("scan_site", "scan_pages", "scan_cookies", "scan_storage", "scan_requests", "scan_consent",
+               "scan_refused", "scan_changes")
 PRE_STYLE = "white-space:pre-wrap;max-height:40em;overflow:auto;margin:0"
 
 
@@ -60,11 +63,24 @@ class JobExecutionAdmin(admin.ModelAdmin):
                               "heartbeat_at",
                               "created_at")}),
         ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
-        ("Result", {"fields": ("cookies", "metadata_pretty")}),
+        ("Scan", {"fields": SCAN_FIELDS[:-1]}),
+        ("Changes since the previous scan", {"fields": SCAN_FIELDS[-1:]}),
+        ("Result", {"fields": ("metadata_pretty",)}),
     )
 
     def get_readonly_fields(self, request, obj=None):
         return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def get_fieldsets(self, request, obj=None):
+        """Without the scan's empty sections, and without a section none of
+        whose fields has anything to show."""
+        fieldsets = []
+        for name, options in super().get_fieldsets(request, obj):
+            fields = [field for field in options["fields"] if field not in SCAN_FIELDS or
+                      (obj is not None and getattr(self, field)(obj))]
+            if fields:
+                fieldsets.append((name, {**options, "fields": fields}))
+        return fieldsets
 
     def has_add_permission(self, request):
         return False
@@ -137,27 +153,47 @@ class JobExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="metadata")
     def metadata_pretty(self, obj):
-        return _json_block(obj.metadata)
+        """What the tables above do not show (the runner, its attempts, ...)."""
+        metadata = obj.metadata if isinstance(obj.metadata, dict) else {}
+        return _json_block({key: value for key, value in metadata.items() if key not in ("scan", "changes")})
 
-    @admin.display(description="cookies found")
-    def cookies(self, obj):
-        found = (obj.metadata or {}).get("cookies") if isinstance(obj.metadata, dict) else None
-        if not isinstance(found, list) or not found:
-            return "-"
-        rows = [c for c in found if isinstance(c, dict)]
-        head = format_html_join("", "<th>{}</th>", ((column,) for column in COOKIE_COLUMNS))
-        body = format_html_join(
-            "",
-            "<tr>{}</tr>",
-            ((format_html_join("", "<td>{}</td>", ((_cell(c.get(col)),) for col in COOKIE_COLUMNS)),) for c in rows),
-        )
-        return format_html('<table class="cookies"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+    @admin.display(description="first-party site")
+    def scan_site(self, obj):
+        site = _scan(obj).get("site")
+        return site if isinstance(site, str) else ""
+
+    @admin.display(description="pages")
+    def scan_pages(self, obj):
+        return admin_scan.pages_table(_scan(obj))
+
+    @admin.display(description="cookies")
+    def scan_cookies(self, obj):
+        return admin_scan.cookies_table(admin_scan.entries(_scan(obj), "cookies"))
+
+    @admin.display(description="localStorage")
+    def scan_storage(self, obj):
+        return admin_scan.storage_table(_scan(obj))
+
+    @admin.display(description="hosts contacted")
+    def scan_requests(self, obj):
+        return admin_scan.requests_table(_scan(obj))
+
+    @admin.display(description="consent")
+    def scan_consent(self, obj):
+        return admin_scan.consent_table(_scan(obj))
+
+    @admin.display(description="refused hosts")
+    def scan_refused(self, obj):
+        return admin_scan.refused_table(_scan(obj))
+
+    @admin.display(description="changes")
+    def scan_changes(self, obj):
+        return admin_scan.changes_html((obj.metadata or {}).get("changes") if isinstance(obj.metadata, dict) else None)
 
 
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "" if value is None else str(value)
+def _scan(obj) -> dict:
+    scan = obj.metadata.get("scan") if isinstance(obj.metadata, dict) else None
+    return scan if isinstance(scan, dict) else {}
 
 
 def _json_block(value):

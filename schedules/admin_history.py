@@ -4,6 +4,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from history.admin import STATUS_COLOURS
+from history.admin_scan import changes_html, execution_url
+from history.scan_changes import latest_scan_changes
 from history.statistics import get_executions_by_schedule, get_schedule_statistics
 
 RECENT_COUNT = 20
@@ -11,9 +13,10 @@ RATE_DAYS = 30
 
 
 class ScheduleHistoryMixin:
-    """Adds a "History" section (last runs, success rate) to a saved schedule's page."""
+    """Adds a "History" section (last runs, success rate, what the latest scan
+    changed) to a saved schedule's page."""
 
-    history_fields = ("success_rate", "recent_executions")
+    history_fields = ("success_rate", "cookie_changes", "recent_executions")
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), *self.history_fields)
@@ -38,6 +41,18 @@ class ScheduleHistoryMixin:
         )
 
     success_rate.short_description = "success rate"
+
+    def cookie_changes(self, obj):
+        latest = latest_scan_changes(schedule_ids=[obj.pk]).get(obj.pk)
+        if latest is None:
+            return "No successful scan yet."
+        scan = format_html('<a class="latest-scan" href="{}">the scan of {}</a>', execution_url(latest["execution_id"]),
+                           latest["started_at"].isoformat(timespec="seconds"))
+        if latest["changes"] is None:
+            return format_html("The latest successful scan, {}, was not compared with an earlier one.", scan)
+        return format_html("<p>The latest successful scan: {}.</p>{}", scan, changes_html(latest["changes"]))
+
+    cookie_changes.short_description = "changes since the previous scan"
 
     def recent_executions(self, obj):
         executions = list(get_executions_by_schedule(schedule_id=obj.pk, limit=RECENT_COUNT))

@@ -22,12 +22,12 @@ def failed_run(make_schedule):
         schedule=schedule, status="failed", now=timezone.now(), duration=2.5, instance_id="web-1-42",
         error_message="RuntimeError: boom " + "x" * 100,
         error_details={"type": "builtins.RuntimeError", "message": "boom", "traceback": TRACEBACK, "attempts": 3},
-        metadata={"runner": "probe", "cookies": [
-            {"name": "sid", "domain": "shop.example.com", "path": "/", "secure": True, "httponly": True,
-             "samesite": "Lax"},
-            {"name": "<tracker>", "domain": ".ads.example", "path": "/", "secure": False, "httponly": False,
-             "samesite": None},
-        ]},
+        metadata={"runner": "probe", "scan": {"cookies": [
+            {"name": "sid", "domain": "shop.example.com", "path": "/", "expires": None, "secure": True,
+             "http_only": True, "same_site": "Lax", "third_party": False, "phase": "before_consent"},
+            {"name": "<tracker>", "domain": ".ads.example", "path": "/", "expires": "2027-01-01T00:00:00+00:00",
+             "secure": False, "http_only": False, "same_site": "", "third_party": True, "phase": "after_consent"},
+        ]}},
     )
 
 
@@ -82,9 +82,12 @@ def test_detail_shows_traceback_and_cookie_table(admin_client, failed_run):
     escaped = TRACEBACK.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     assert f'<pre class="traceback" style="white-space:pre-wrap;max-height:40em;overflow:auto;margin:0">{escaped}</pre>' in html
     assert "builtins.RuntimeError" in html
-    assert "<th>name</th><th>domain</th><th>path</th><th>secure</th><th>httponly</th><th>samesite</th>" in html
-    assert "<td>sid</td><td>shop.example.com</td><td>/</td><td>yes</td><td>yes</td><td>Lax</td>" in html
-    assert "<td>&lt;tracker&gt;</td><td>.ads.example</td><td>/</td><td>no</td><td>no</td><td></td>" in html
+    assert ("<th>name</th><th>domain</th><th>path</th><th>expires</th><th>secure</th><th>http only</th>"
+            "<th>same site</th><th>third party</th><th>first seen</th>") in html
+    assert ("<td>sid</td><td>shop.example.com</td><td>/</td><td>session</td><td>yes</td><td>yes</td><td>Lax</td>"
+            "<td>no</td><td>before consent</td>") in html
+    assert ("<td>&lt;tracker&gt;</td><td>.ads.example</td><td>/</td><td>2027-01-01T00:00:00+00:00</td><td>no</td>"
+            "<td>no</td><td></td><td>yes</td><td>after consent</td>") in html
     assert "<tracker>" not in html
 
 
