@@ -100,6 +100,9 @@ class ScanSite:
     """All hosts, started together on one port per address."""
 
     def __init__(self) -> None:
+        # The site changes between two scans: the ad tracker loads with the
+        # page, before the visitor consents.
+        self.ads_before_consent = False
         self.hosts: dict[str, Host] = {}
         self._threads: list[threading.Thread] = []
 
@@ -122,6 +125,8 @@ class ScanSite:
         return self.hosts[name]
 
     def html(self, text: str) -> bytes:
+        if self.ads_before_consent:
+            text = text.replace("BANNER", '<script src="TRACKER/ads.js"></script>BANNER')
         return (text.replace("BANNER", BANNER).replace("TRACKER", self["tracker"].origin)).encode()
 
 
