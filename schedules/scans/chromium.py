@@ -49,8 +49,12 @@ FLAGS = (
     "--metrics-recording-only",
     "--password-store=basic",
     "--use-mock-keychain",
-    # Chromium would otherwise try https:// first for an http:// navigation.
-    "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,MediaRouter,Translate",
+    # One --disable-features (Chromium reads only the last): no https:// try
+    # before an http:// navigation; no page kept alive in the back-forward
+    # cache after the scan moved on, and no spare renderer (memory: see
+    # docs/benchmarks.md, browser scans).
+    "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,MediaRouter,Translate,"
+    "BackForwardCache,SpareRendererForSitePerProcess",
 )
 # A visitor's browser keeps third-party cookies unless told otherwise; the
 # contexts derived from this profile inherit it.
