@@ -167,7 +167,7 @@ def test_a_connection_the_deadline_shut_down_is_never_put_back(keep_alive):
     url = keep_alive.serve("/x", scan_id)
     session = PooledSession(maxsize=1)
     pool = the_pool(session, url)
-    with session.call(0.3) as deadline:
+    with session.call(1.0) as deadline:
         conn = pool._get_conn()
         assert conn.sock is not None  # the warm connection
         conn.request("POST", "/x", body=b"{}")
@@ -186,7 +186,7 @@ def test_the_deadline_of_a_call_that_let_go_of_a_connection_no_longer_watches_it
     url = keep_alive.serve("/x", scan_id)
     session = PooledSession(maxsize=1)
     pool = the_pool(session, url)
-    earlier = Deadline(0.3)
+    earlier = Deadline(1.0)
     with session.call(5):
         conn = pool._get_conn()
         assert conn.sock is not None and conn.let_go()
@@ -296,3 +296,4 @@ def test_over_tls_consecutive_scans_make_one_handshake_and_a_trickle_is_still_cu
     assert time.monotonic() - started < DEADLINE + 1.5
     assert http_runner(request_for("next.example")).scan_id == "scan-next.example"
     assert tls_keep_alive.connections == 2 and tls_keep_alive.server_names == ["localhost", "localhost"]
+
