@@ -13,7 +13,7 @@ No database is used, so it runs without bench/run.sh:
     # before/after: the old code (a tree of commit 87c41d8, .venv linked) and
     # this one, in alternating child processes, one measured run each:
     mkdir /tmp/old18 && git archive 87c41d8 | tar -x -C /tmp/old18 && ln -s "$PWD/.venv" /tmp/old18/.venv
-    .venv/bin/python bench/bench_scan_api.py --compare /tmp/old18 --rounds 6
+    .venv/bin/python bench/bench_scan_api.py --compare /tmp/old18 --rounds 8
 
 ``--tree DIR`` imports the project's code (http_runner and its session) from
 DIR instead of this checkout; ``--compare`` runs children with and without it.
