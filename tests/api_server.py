@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -91,7 +92,9 @@ def trickle_headers(handler, server) -> None:
 
 
 class ApiServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: "ssl.SSLContext | None" = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: "ssl.SSLContext | None" = None,
+                 protocol: str = "HTTP/1.0") -> None:
+        """``protocol="HTTP/1.1"`` keeps connections alive (every answer carries a Content-Length)."""
         self.routes: dict[str, Behaviour] = {}
         self.hits: Counter[str] = Counter()
         self.authorization: list[str | None] = []
@@ -100,6 +103,8 @@ class ApiServer:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = protocol
+
             def do_GET(self):
                 path = self.path.split("?")[0]
                 api.hits[path] += 1
@@ -115,6 +120,7 @@ class ApiServer:
                 path = self.path.split("?")[0]
                 api.hits[path] += 1
                 api.authorization.append(self.headers.get("Authorization"))
+                api.keys.append(self.headers.get("Idempotency-Key"))
                 length = int(self.headers.get("Content-Length") or 0)
                 self.request_body = self.rfile.read(length)
                 api.bodies.append(self.request_body)
@@ -129,6 +135,7 @@ class ApiServer:
 
         self.host = host
         self.connections = 0  # accepted TCP connections, requests or not
+        self.keys: list[str | None] = []  # Idempotency-Key of each POST
 
         class Server(ThreadingHTTPServer):
             def verify_request(self, request, client_address):
@@ -167,6 +174,18 @@ class ApiServer:
         self.stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def tls_context(directory: Path, name: str) -> tuple[ssl.SSLContext, str]:
+    """A server context with a self-signed certificate for ``name`` only (made
+    with openssl), and the certificate's path for a client to trust."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, str(cert)
 
 
 def closed_port_url() -> str:

@@ -8,8 +8,6 @@ private server counts every TCP connection it accepts: none may arrive.
 
 import ipaddress
 import socket
-import ssl
-import subprocess
 import threading
 import time
 
@@ -21,7 +19,7 @@ from schedules.http import DeadlineExceeded
 from schedules.scans.probe import probe_runner
 from schedules.scans.request import ScanRefused
 from schedules.scans.retries import run_with_retries
-from tests.api_server import ApiServer, trickle_headers
+from tests.api_server import ApiServer, tls_context, trickle_headers
 from tests.test_runners import request_for, with_cookies
 
 PUBLIC = "127.0.0.2"
@@ -178,15 +176,10 @@ def test_public_addresses_are_allowed(address):
 
 @pytest.fixture
 def tls_public_server(tmp_path):
-    """HTTPS on 127.0.0.2 with a certificate for public.test only (made with openssl)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=public.test",
-                    "-addext", "subjectAltName=DNS:public.test", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    """HTTPS on 127.0.0.2 with a certificate for public.test only."""
+    context, cert = tls_context(tmp_path, "public.test")
     with ApiServer(PUBLIC, tls=context) as server:
-        server.ca = str(cert)
+        server.ca = cert
         yield server
 
 

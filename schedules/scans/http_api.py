@@ -1,22 +1,61 @@
 """HTTP API: the scan runs at SCAN_API_URL; this runner POSTs the domain and its settings.
 A ``scan`` object in the answer, in the contract's shape, is stored like a browser scan's.
+
+Every worker thread of the process posts through one keep-alive pool
+(``PooledSession``, keeping up to MAX_WORKERS connections), so a scan costs no
+new TCP connection and no new TLS handshake. Each POST keeps its own SCAN_DEADLINE
+over connect, TLS, headers and body, on whichever pooled connection it holds.
+Redirects are not followed: a 3xx answer is an error that names its Location.
 """
 
 from __future__ import annotations
+
+import threading
 
 import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from ..http import build_session, read_body
+from ..api_client import redact_url
+from ..http import BearerAuth, PooledSession, read_body
 from . import result
 from .request import ScanRequest, ScanResult
 
+_pool_lock = threading.Lock()
+_session: PooledSession | None = None
 
-@sensitive_variables("session")
+
+class ScanApiRedirected(requests.HTTPError):
+    """The scan API answered with a redirect, which is never followed."""
+
+
+def scan_api_session() -> PooledSession:
+    """The process's one pool for the scan API, built on first use."""
+    global _session
+    session = _session
+    if session is None:
+        with _pool_lock:
+            if _session is None:
+                _session = PooledSession(maxsize=settings.MAX_WORKERS)
+            session = _session
+    return session
+
+
+def close_pool() -> None:
+    """Closes the pooled connections; the next scan builds the pool again."""
+    global _session
+    with _pool_lock:
+        session, _session = _session, None
+    if session is not None:
+        session.close()
+
+
+@sensitive_variables("session", "auth")
 def http_runner(request: ScanRequest) -> ScanResult:
     # A POST that may have started a scan is not retried here; the whole scan is
-    # retried by run_with_retries, recorded as attempts of the execution.
+    # retried by run_with_retries, recorded as attempts of the execution. The
+    # one exception: a kept-alive connection that the scan API had closed
+    # before answering is posted again on a new one, with the same key.
     # Idempotency-Key: a run whose instance died is delivered again by another
     # (history.services.rescue_orphaned) with the same key; the scan API can
     # answer the repeat without scanning twice.
@@ -28,10 +67,13 @@ def http_runner(request: ScanRequest) -> ScanResult:
         "scheduled_for": request.scheduled_for.isoformat() if request.scheduled_for else None,
         "settings": request.scan_settings,
     }
-    with build_session(token=settings.SCAN_API_TOKEN, retries=0, backoff=0, deadline=settings.SCAN_DEADLINE) as session:
-        with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True,
-                          headers={"Idempotency-Key": request.idempotency_key}) as response:
-            body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=session.deadline)
+    session = scan_api_session()
+    auth = BearerAuth(settings.SCAN_API_TOKEN) if settings.SCAN_API_TOKEN else None
+    with session.call(settings.SCAN_DEADLINE) as deadline:
+        with session.post(settings.SCAN_API_URL, json=payload, timeout=_timeouts(), stream=True, auth=auth,
+                          allow_redirects=False, headers={"Idempotency-Key": request.idempotency_key}) as response:
+            body = read_body(response, max_bytes=settings.HTTP_MAX_RESPONSE_BYTES, deadline=deadline)
+            _refuse_redirect(response)
             response.raise_for_status()
     answer = requests.models.complexjson.loads(body or b"{}")
     if not isinstance(answer, dict):
@@ -42,6 +84,19 @@ def http_runner(request: ScanRequest) -> ScanResult:
     if scan is not None:
         metadata["scan"] = scan
     return ScanResult(scan_id=str(scan_id), metadata=metadata)
+
+
+def _refuse_redirect(response: requests.Response) -> None:
+    # Followed, a 307/308 would POST the payload (and a 301/302 would GET) at
+    # wherever the Location says; the scan API's address is SCAN_API_URL only.
+    if 300 <= response.status_code < 400:
+        location = redact_url(response.headers.get("Location") or "") or "no Location"
+        status = f"{response.status_code} {response.reason or ''}".rstrip()
+        raise ScanApiRedirected(
+            f"{status}: the scan API redirected the POST to {location}; "
+            "redirects are not followed: set SCAN_API_URL to the address that takes the POST",
+            response=response,
+        )
 
 
 def _timeouts() -> tuple[float, float]:
