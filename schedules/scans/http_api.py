@@ -17,7 +17,8 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from ..api_client import redact_url
-from ..http import BearerAuth, PooledSession, read_body
+from ..http import BearerAuth, read_body
+from ..http_pool import PooledSession
 from . import result
 from .request import ScanRequest, ScanResult
 
