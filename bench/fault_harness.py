@@ -83,6 +83,7 @@ def _setup_django() -> None:
     if not apps.ready:
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scanner_project.settings")
+        os.environ.setdefault("MIN_INTERVAL_SECONDS", "1")  # its schedules run every --interval seconds
         import django
 
         django.setup()

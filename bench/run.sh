@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ensure_venv requirements-test.txt
 trap stop_services EXIT INT TERM
 start_services
+# Benchmarks and the fault harness run interval schedules every second.
+export MIN_INTERVAL_SECONDS=${MIN_INTERVAL_SECONDS:-1}
 .venv/bin/python manage.py migrate -v 0
 script=$1
 shift

@@ -50,7 +50,7 @@ def resume_selected(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Resumed {count} paused schedule(s).", messages.SUCCESS)
 
 
-class PauseSectionMixin(page_section("Pause", ("pause_state",), first=True)):
+class PauseSectionMixin(page_section("Pause", ("pause_state",), first=True, permission="pauses.view_schedulepause")):
     """A "Pause" section on a saved schedule's page: whether it is paused,
     by whom, why and until when, and its earlier pauses."""
 

@@ -10,7 +10,6 @@ import ipaddress
 import os
 import secrets
 import warnings
-import zoneinfo
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from typing import Any, Callable
@@ -19,6 +18,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from .redaction import shorten, shown, userinfo_in
+from .timezones import is_zone_name
 
 env = environ.Env()
 
@@ -103,10 +103,8 @@ def env_networks(name: str) -> list[str]:
 
 def env_timezone(name: str, default: str) -> str:
     value = env_str(name, default)
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise _invalid(name, "not an IANA time zone such as Europe/Berlin") from None
+    if not is_zone_name(value):  # localtime, posixrules and Factory are no place (scanner_project.timezones)
+        raise _invalid(name, "not an IANA time zone such as Europe/Berlin")
     return value
 
 

@@ -114,11 +114,15 @@ def health_report(*, db: DatabaseConnection | None = None, timeout: float = DEAD
     return {"status": "degraded" if report["queue"]["status"] == "degraded" else "ok", **report}
 
 
+DETAILS_PERMISSION = "schedules.view_schedulerinstance"
+
+
 def may_see_details(request) -> bool:
-    """Instance ids and error texts are for staff and for monitors holding
+    """Instance ids and error texts are for staff who may view scheduler
+    instances in admin (DETAILS_PERMISSION) and for monitors holding
     HEALTHZ_TOKEN (``Authorization: Bearer <token>``); others get the status."""
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
+    if user is not None and user.is_authenticated and user.is_staff and user.has_perm(DETAILS_PERMISSION):
         return True
     token = settings.HEALTHZ_TOKEN
     given = request.headers.get("Authorization", "")

@@ -33,7 +33,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "scanner_project.admin_site.SchedulerAdminConfig",  # django.contrib.admin, every search bounded
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -143,6 +143,9 @@ JOB_MISFIRE_GRACE_TIME = env_int("JOB_MISFIRE_GRACE_TIME", 300, minimum=1)
 # Schedules without their own spread_minutes run this many seconds at most
 # after their slot, at a stable offset per schedule (schedules/spread.py).
 DEFAULT_SPREAD_SECONDS = env_int("DEFAULT_SPREAD_SECONDS", 0, minimum=0, maximum=24 * 3600)
+# An interval schedule shorter than this is refused when saved or imported:
+# each slot is a history row. Tests and demos that need faster slots lower it.
+MIN_INTERVAL_SECONDS = env_int("MIN_INTERVAL_SECONDS", 60, minimum=1, maximum=86400)
 # /healthz says degraded when the oldest queued slot waited longer than this.
 QUEUE_WARN_SECONDS = env_float("QUEUE_WARN_SECONDS", 300.0, minimum=1)
 LOCK_TIMEOUT = env_float("LOCK_TIMEOUT", 60.0, minimum=0.3)

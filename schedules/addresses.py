@@ -28,6 +28,8 @@ _ALSO_REFUSED = tuple(
         "192.0.0.0/24",
         "198.18.0.0/15",
         "64:ff9b:1::/48",  # local-use NAT64
+        "fec0::/10",  # deprecated site-local (RFC 3879): still routed inside some sites, yet is_global
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765, SIIT): ::ffff:0:127.0.0.1 is 127.0.0.1 to a translator
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")

@@ -2,8 +2,12 @@
 
 croniter (classic Vixie semantics: 0 and 7 are Sunday, day-of-month OR
 day-of-week, the @hourly..@yearly macros) walks *naive* local wall times, so a
-day is always a calendar day, never "24 hours". Only then is each wall time
-turned into an instant, under the rules the README states:
+day is always a calendar day, never "24 hours". Where croniter strays from
+classic cron, parse_classic corrects or refuses first: a weekday range ending
+at 7 is written out (croniter reads ``7-7`` as every day), and a reversed
+range (``1-0``, which croniter wraps around to every minute) is refused.
+Only then is each wall time turned into an instant, under the rules the
+README states:
 
 - a wall time that does not exist (spring forward) moves forward by the length
   of the gap: 02:30 in a 02:00->03:00 gap runs at 03:30, in Lord Howe's
@@ -39,12 +43,15 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 UTC = dt_timezone.utc
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-_NAMES = {
-    3: {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"},
-    4: {"sun", "mon", "tue", "wed", "thu", "fri", "sat"},
-}
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# Names by field (3: month, 4: day of week) and the numbers they stand for.
+_NUMBERS = {3: {name: n for n, name in enumerate(_MONTHS, start=1)}, 4: {name: n for n, name in enumerate(_DAYS)}}
+_NAMES = {index: set(numbers) for index, numbers in _NUMBERS.items()}
+_WEEKDAY = 4
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _FIELD_CHARS = re.compile(r"^[0-9a-z*,/-]+$")
+_ITEM = re.compile(r"(?P<low>[0-9a-z]+)(?:-(?P<high>[0-9a-z]+))?(?:/(?P<step>[0-9]+))?")
 # No zone moves its clocks by 3 hours or more at once: offsets read 3 h either
 # side of an instant tell whether a change is near enough to matter.
 _NEAR = timedelta(hours=3)
@@ -83,6 +90,7 @@ def parse_classic(expression: str) -> tuple[str, croniter]:
                     f"{expression!r}: {field!r} is not a classic cron {_FIELD_NAMES[index]} field "
                     "(numbers, names, *, ranges a-b, lists a,b and steps /n)"
                 )
+        text = " ".join(_classic_field(expression, index, field.lower()) for index, field in enumerate(fields))
     try:
         walls = croniter(text, _FEASIBILITY_START)
     except (CroniterBadCronError, ValueError, KeyError) as exc:
@@ -98,6 +106,35 @@ def parse_classic(expression: str) -> tuple[str, croniter]:
                 f"{expression!r} matches no date (such as 31 February), so it would never fire"
             ) from None
     return text, walls
+
+
+def _classic_field(expression: str, index: int, field: str) -> str:
+    """One field as croniter reads it classically: a reversed range (``1-0``,
+    ``sat-mon``; croniter wraps it around, classic cron never matches it) is
+    refused, and a weekday range that ends at 7 (Sunday) is written out
+    (croniter reads ``7-7`` and ``0-7/1`` as every day): ``5-7`` is 5,6,0."""
+    items = []
+    for item in field.split(","):
+        match = _ITEM.fullmatch(item)
+        numbers = _NUMBERS.get(index, {})
+        if match is None or not all(part.isdigit() or part in numbers for part in match.group("low", "high") if part):
+            items.append(item)  # "*", "*/n", or a bad number croniter reports
+            continue
+        low = int(numbers.get(match["low"], match["low"]))
+        high = int(numbers.get(match["high"], match["high"])) if match["high"] else None
+        if high is not None and low > high:
+            example = "5-7 for Friday to Sunday (7 is Sunday too)" if index == _WEEKDAY else "22-23,0-2 for 22-2"
+            raise CronSyntaxError(
+                f"{expression!r}: {item!r} in the {_FIELD_NAMES[index]} field is a reversed range ({low} after {high}); "
+                f"classic cron reads ranges upwards: write upward ranges, e.g. {example}"
+            )
+        step = int(match["step"] or 1)
+        if index != _WEEKDAY or 7 not in (low, high) or (high or low) > 7 or step == 0:
+            items.append(item)  # croniter reads it classically, or reports it
+            continue
+        last = 7 if high is None and match["step"] else (high if high is not None else low)
+        items.append(",".join(str(day) for day in sorted({day % 7 for day in range(low, last + 1, step)})))
+    return ",".join(items)
 
 
 class LocalTimeTrigger(BaseTrigger):

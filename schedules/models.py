@@ -15,7 +15,8 @@ from scanner_project.redaction import shown
 
 from .json_limits import json_problem
 from .spread import MAX_SPREAD_MINUTES, spread, spread_offset
-from .triggers import FREQUENCIES, TimeConfigError, build_trigger, check_once_not_past, describe, next_fire_times
+from .triggers import (FREQUENCIES, TimeConfigError, build_trigger, check_interval_minimum, check_once_not_past, describe,
+                       next_fire_times)
 from .validators import normalize_domain, validate_domain, validate_domain_config_id
 
 
@@ -329,6 +330,7 @@ class Schedule(ChangeRecordingModel):
             raise ValidationError({"frequency": f"frequency: {shown(self.frequency)} is not one of {', '.join(FREQUENCIES)}"})
         try:
             build_trigger(self.frequency, self.time_config, self.timezone)
+            check_interval_minimum(self.frequency, self.time_config, minimum=settings.MIN_INTERVAL_SECONDS)
             if self._when_is_new():
                 check_once_not_past(self.frequency, self.time_config, self.timezone, now=timezone.now())
         except TimeConfigError as exc:

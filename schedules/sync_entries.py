@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from scanner_project.redaction import shown
 
 from .json_limits import json_problem
-from .validators import normalize_domain
+from .validators import is_integer, normalize_domain
 
 SCHEDULE_KEYS = {"frequency", "time", "timezone", "spread_minutes"}
 _HH_MM = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")
@@ -115,12 +115,17 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         raise _Reject(f"{dcid}: schedule.frequency: is required")
     if not isinstance(schedule["frequency"], str):
         raise _Reject(f"{dcid}: frequency: {shown(schedule['frequency'])} is not a string")
+    spread = schedule.get("spread_minutes")
+    if spread is not None and not is_integer(spread):
+        # The one number rule (validators.is_integer): the model field would
+        # turn "60" into 60, true into 1 and 1.5 into 1.
+        raise _Reject(f"{dcid}: spread_minutes: {shown(spread)} is not an integer")
     return {
         "domain": _normalized(data["domain"]),
         "frequency": schedule["frequency"],
         "time_config": _time_config(dcid=dcid, value=schedule.get("time", {})),
         "timezone": schedule.get("timezone", settings.TIME_ZONE),
-        "spread_minutes": schedule.get("spread_minutes"),
+        "spread_minutes": spread,
         "scan_settings": _without_nulls({k: v for k, v in data.items() if k not in ("domain", "schedule")}),
     }
 

@@ -21,7 +21,10 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from croniter import croniter
 
+from scanner_project.timezones import is_zone_name, why_not_a_zone
+
 from .cron import CronSyntaxError, LocalTimeTrigger, parse_classic
+from .validators import is_integer
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -35,6 +38,11 @@ INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 _INTERVAL_UNITS = ("seconds", "minutes", "hours")
 _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600}
 MAX_INTERVAL_SECONDS = 100 * 366 * 86400
+# A once schedule runs before this instant. Its slot is at most a day later
+# (spread: MAX_SPREAD_MINUTES, DEFAULT_SPREAD_SECONDS), and every zone is
+# within a day of UTC, so every page can show it in every zone: year 9999
+# plus a spread used to overflow datetime (HTTP 500) east of UTC.
+ONCE_LATEST = datetime(9000, 1, 1, tzinfo=dt_timezone.utc)
 _ALLOWED_KEYS = {
     "hourly": {"minute"},
     "daily": {"hour", "minute"},
@@ -63,7 +71,7 @@ def _int_field(config: dict, key: str, low: int, high: int) -> int:
     if key not in config:
         raise TimeConfigError(f"time_config.{key}", f"is required (an integer {low}-{high})")
     value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_integer(value):
         raise TimeConfigError(f"time_config.{key}", f"{value!r} is not an integer {low}-{high}")
     if not low <= value <= high:
         raise TimeConfigError(f"time_config.{key}", f"{value!r} is out of range {low}-{high}")
@@ -94,7 +102,7 @@ def _month_day(config: dict) -> int | str:
     value = config["day"]
     if value == "last":
         return "last"
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 31:
+    if not is_integer(value) or not 1 <= value <= 31:
         raise TimeConfigError("time_config.day", f'{value!r} is not a day of month (1-31 or "last")')
     return value
 
@@ -104,13 +112,15 @@ def _interval(config: dict) -> dict[str, int]:
     if not units:
         raise TimeConfigError("time_config", "interval needs one of seconds, minutes, hours")
     for key, value in units.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not is_integer(value) or value < 0:
             raise TimeConfigError(f"time_config.{key}", f"{value!r} is not a non-negative integer")
     seconds = sum(value * _UNIT_SECONDS[key] for key, value in units.items())
     if seconds < 1:
-        raise TimeConfigError("time_config", "interval must be at least 1 second")
+        raise TimeConfigError("time_config", f"{json.dumps(units, sort_keys=True)} is an interval of 0 seconds; "
+                                             "an interval must be at least 1 second")
     if seconds > MAX_INTERVAL_SECONDS:  # timedelta overflows long before 10**20 hours
-        raise TimeConfigError("time_config", f"interval of {seconds} seconds is longer than {MAX_INTERVAL_SECONDS} (100 years)")
+        raise TimeConfigError("time_config", f"interval of {seconds} seconds is longer than {MAX_INTERVAL_SECONDS} "
+                                             f"(100 years): {json.dumps(units, sort_keys=True)}")
     return units
 
 
@@ -136,10 +146,13 @@ def _once_at(config: dict, tz: zoneinfo.ZoneInfo) -> datetime:
     if when.tzinfo is None:
         when = when.replace(tzinfo=tz)
     try:  # 9999-12-31T23:59:59 west of UTC is past the last datetime Python can hold
-        when.astimezone(dt_timezone.utc) + timedelta(days=1)
-        return when.astimezone(dt_timezone.utc).astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
+        utc = when.astimezone(dt_timezone.utc)
     except OverflowError:
-        raise TimeConfigError("time_config.at", f"{raw!r} is too far in the future") from None
+        utc = ONCE_LATEST
+    if utc >= ONCE_LATEST:
+        raise TimeConfigError("time_config.at", f"{raw!r} is too far in the future: a once schedule must be before "
+                                                f"{ONCE_LATEST.isoformat()}")
+    return utc.astimezone(tz)  # via UTC: shows 02:30 in a gap as 03:30
 
 
 def check_once_not_past(frequency: str, time_config: Any, timezone: str, *, now: datetime) -> None:
@@ -157,6 +170,19 @@ def check_once_not_past(frequency: str, time_config: Any, timezone: str, *, now:
         )
 
 
+def check_interval_minimum(frequency: str, time_config: Any, *, minimum: int) -> None:
+    """An interval shorter than MIN_INTERVAL_SECONDS writes a history row that
+    often, forever: refused when a schedule is saved or imported. Stored rows
+    are not checked here, so an older, faster one still loads. Raises
+    TimeConfigError; call after build_trigger (which checks the shape)."""
+    if frequency != "interval" or not isinstance(time_config, dict):
+        return
+    seconds = sum(time_config.get(key, 0) * _UNIT_SECONDS[key] for key in _INTERVAL_UNITS)
+    if seconds < minimum:
+        raise TimeConfigError("time_config", f"{json.dumps(time_config, sort_keys=True)} is an interval of {seconds} "
+                                             f"seconds, shorter than MIN_INTERVAL_SECONDS ({minimum})")
+
+
 def skipped_months_warning(frequency: str, time_config: Any) -> str | None:
     """Monthly on day 29-31 skips the months without that day (as cron does)."""
     day = time_config.get("day") if frequency == "monthly" and isinstance(time_config, dict) else None
@@ -169,12 +195,9 @@ def skipped_months_warning(frequency: str, time_config: Any) -> str | None:
 
 
 def parse_timezone(name: Any) -> zoneinfo.ZoneInfo:
-    if not isinstance(name, str) or not name:
-        raise TimeConfigError("timezone", f"{name!r} is not an IANA time zone")
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise TimeConfigError("timezone", f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+    if not is_zone_name(name):  # localtime, posixrules, Factory: scanner_project.timezones
+        raise TimeConfigError("timezone", f"{name!r} {why_not_a_zone(name)}")
+    return zoneinfo.ZoneInfo(name)
 
 
 def build_trigger(frequency: str, time_config: Any, timezone: str) -> BaseTrigger:

@@ -53,3 +53,10 @@ def validate_domain_config_id(value: str) -> None:
             params={"value": shown(value)},
             code="invalid",
         )
+
+
+def is_integer(value) -> bool:
+    """The one number rule of every numeric setting (time_config, spread_minutes,
+    scan settings), wherever it comes from: a JSON integer. Not true/false
+    (bool is an int in Python), not "60", not 1.5 or 60.0."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -41,8 +41,9 @@ class Cluster:
     instances: list[Instance] = field(default_factory=list)
 
     def start(self, name: str, *args: str, **extra_env: str) -> Instance:
+        # MIN_INTERVAL_SECONDS: the tests' schedules run every second (conftest.py).
         env = {**os.environ, "DATABASE_URL": test_database_url(), "SCAN_TEST_INSTANCE": name,
-               "PYTHONUNBUFFERED": "1", **self.env, **extra_env}
+               "PYTHONUNBUFFERED": "1", "MIN_INTERVAL_SECONDS": "1", **self.env, **extra_env}
         log_path = self.tmp / f"{name}.log"
         # An instance whose clock is off starts through the test launcher.
         launcher = ["-m", "tests.clock_offset"] if "SCHEDULER_TEST_CLOCK_OFFSET" in env else ["manage.py"]

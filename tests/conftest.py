@@ -20,6 +20,14 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _fast_intervals(settings):
+    # Many tests run interval schedules every second; production refuses
+    # intervals under MIN_INTERVAL_SECONDS (60). tests/test_min_interval.py
+    # checks the default. Subprocesses get the same from tests/cluster.py.
+    settings.MIN_INTERVAL_SECONDS = 1
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis():
     from django_redis import get_redis_connection
 

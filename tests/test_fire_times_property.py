@@ -3,7 +3,10 @@
 The reference never calls the project's trigger code:
 
 - the calendar is croniter's, walked on *naive* wall times (classic cron: 0
-  and 7 are Sunday, day-of-month OR day-of-week);
+  and 7 are Sunday, day-of-month OR day-of-week). Where croniter is not
+  classic, the expression is spelled out for it here first (``classic``): a
+  weekday range ending at 7 (croniter reads ``7-7`` as every day). Reversed
+  ranges (``1-0``; croniter wraps them around) must be refused;
 - each wall time becomes instants by the README's rules, worked out here from
   first principles: the instants whose local time reads that wall time are
   found by trying every offset the zone uses and keeping those that agree
@@ -18,6 +21,7 @@ the documented rules, and the test checks which one (``_explain``).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -91,6 +95,27 @@ def reference_instants(wall: datetime, zone: str, both_halves: bool) -> list[tup
     raise AssertionError(f"{wall} reads as no instant in {zone} but lies in no gap")
 
 
+_DAY_NUMBERS = {name: n for n, name in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+
+
+def classic(expression: str) -> str:
+    """The expression with each weekday range that ends at 7 written out as a
+    list of days (7 is Sunday, 0): croniter then reads it as classic cron does."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return expression
+    items = []
+    for item in fields[4].split(","):
+        match = re.fullmatch(r"(\w+)-7(?:/(\d+))?", item)
+        if match:
+            low = _DAY_NUMBERS.get(match[1], None)
+            low = int(match[1]) if low is None else low
+            items.append(",".join(str(day) for day in sorted({d % 7 for d in range(low, 8, int(match[2] or 1))})))
+        else:
+            items.append(item)
+    return " ".join([*fields[:4], ",".join(items)])
+
+
 def reference(expression: str, zone: str, start: datetime, count: int, both_halves: bool):
     """The first ``count`` fires strictly after ``start``: [(instant, rule)]."""
     tz = ZoneInfo(zone)
@@ -151,6 +176,7 @@ def compare_with_croniter(expression, zone, start, ours, rules, both_halves) -> 
 
 # --- the checks --------------------------------------------------------------------------------------
 def check(frequency: str, config: dict, expression: str, zone: str, start: datetime) -> list[str]:
+    expression = classic(expression)
     both_halves = croniter.expand(expression)[0][1] == ["*"]
     trigger = build_trigger(frequency, config, zone)
     ours = [t.astimezone(UTC) for t in next_fire_times(trigger, count=COUNT, now=start)]
@@ -194,10 +220,18 @@ def _values(low: int, high: int):
 
 
 _DAY_NAMES = st.sampled_from(["sun", "mon", "tue", "wed", "thu", "fri", "sat", "mon-fri", "sat,sun"])
+# Weekday ranges that end at 7 (Sunday): 7-7 is Sundays, 5-7 Friday to Sunday.
+_TO_SUNDAY = st.one_of(
+    st.tuples(st.integers(0, 7), st.one_of(st.just(""), st.integers(1, 7).map(lambda step: f"/{step}")))
+    .map(lambda x: f"{x[0]}-7{x[1]}"),
+    st.sampled_from(["fri-7", "sat-7", "mon-7/2"]),
+)
+_WEEKDAYS = st.one_of(st.just("*"), _values(0, 7), _DAY_NAMES, _TO_SUNDAY,
+                      st.tuples(_values(0, 6), _TO_SUNDAY).map(",".join))
 CRON = st.tuples(
     _values(0, 59), _values(0, 23), st.one_of(st.just("*"), st.just("*"), _values(1, 31)),
     st.one_of(st.just("*"), st.just("*"), _values(1, 12), st.just("jan,jul")),
-    st.one_of(st.just("*"), _values(0, 7), _DAY_NAMES),
+    _WEEKDAYS,
 ).map(" ".join)
 
 
@@ -207,12 +241,54 @@ CRON = st.tuples(
 def test_random_cron_matches_the_reference(data, expression):
     zone = data.draw(st.sampled_from(ZONES))
     try:
-        croniter(expression, datetime(2026, 1, 1)).get_next(datetime)
+        croniter(classic(expression), datetime(2026, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
         with pytest.raises(TimeConfigError, match="matches no date"):
             build_trigger("cron", {"expression": expression}, zone)
         return
     check("cron", {"expression": expression}, expression, zone, data.draw(starts(zone)))
+
+
+@EXAMPLES
+@given(data=st.data(), weekdays=_TO_SUNDAY, days=st.sampled_from(["*", "*", "13", "1-7"]))
+def test_weekday_ranges_that_end_at_7_match_the_reference(data, weekdays, days):
+    """7-7 is Sundays (croniter alone reads it as every day), 5-7 Friday to Sunday."""
+    zone = data.draw(st.sampled_from(ZONES))
+    expression = f"{data.draw(st.sampled_from(['0', '30', '*/20']))} {data.draw(st.sampled_from(['0', '2', '*']))} " \
+                 f"{days} * {weekdays}"
+    check("cron", {"expression": expression}, expression, zone, data.draw(starts(zone)))
+
+
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_FIELD_WORDS = ("minute", "hour", "day of month", "month", "day of week")
+
+
+@st.composite
+def reversed_ranges(draw) -> tuple[str, str, str]:
+    """A classic expression with one reversed range a-b (a > b), perhaps with a
+    step, in one of its fields: (expression, the range, the field's name)."""
+    index = draw(st.integers(0, 4))
+    low, high = _BOUNDS[index]
+    top = draw(st.integers(low + 1, high))
+    item = f"{top}-{draw(st.integers(low, top - 1))}" + draw(st.sampled_from(["", "/2"]))
+    field = draw(st.sampled_from([item, f"{low},{item}"]))
+    fields = ["0", "0", "*", "*", "*"]
+    fields[index] = field
+    return " ".join(fields), item, _FIELD_WORDS[index]
+
+
+@EXAMPLES
+@given(case=st.one_of(reversed_ranges(), st.sampled_from([("1-0 * * * *", "1-0", "minute"),
+                                                         ("0 0 * * sat-sun", "sat-sun", "day of week"),
+                                                         ("0 0 * dec-jan *", "dec-jan", "month")])))
+def test_a_reversed_range_is_refused_naming_it(case):
+    """croniter wraps a reversed range around (1-0 is every minute); classic
+    cron never matches it. Refused, with the expression and the range named."""
+    expression, item, field = case
+    with pytest.raises(TimeConfigError) as refused:
+        build_trigger("cron", {"expression": expression}, "Europe/Berlin")
+    assert refused.value.field == "time_config.expression"
+    assert f"{expression!r}: {item!r} in the {field} field is a reversed range" in str(refused.value)
 
 
 _WEEKDAY_NUMBERS = {"sunday": (0, 7), "monday": (1,), "tuesday": (2,), "wednesday": (3,), "thursday": (4,),

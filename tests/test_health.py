@@ -100,9 +100,17 @@ def test_without_the_token_healthz_gives_the_status_only(live_instance, token):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_a_staff_session_sees_the_details(live_instance, client, staff):
-    staff()
+def test_a_staff_session_that_may_view_instances_sees_the_details(live_instance, client, staff):
+    staff("view_schedulerinstance")
     assert client.get("/healthz").json()["scheduler"]["instances"][0]["instance_id"] == "host-1"
+
+
+@pytest.mark.parametrize("codenames", [(), ("view_schedule", "view_jobexecution")])
+def test_a_staff_session_without_the_instances_view_permission_gets_the_status_only(live_instance, client, staff,
+                                                                                    codenames):
+    staff(*codenames)
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
 def test_an_anonymous_failure_shows_no_detail(settings):
