@@ -16,7 +16,7 @@ from .models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertR
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
-    list_display = ("kind", "display_target", "enabled", "from_environment", "created_at")
+    list_display = ("kind", "where", "enabled", "from_environment", "created_at")
     list_filter = ("kind", "enabled", "from_environment")
     readonly_fields = ("from_environment", "created_at")
     actions = ("rotate_signing_secret",)
@@ -25,11 +25,15 @@ class AlertChannelAdmin(admin.ModelAdmin):
         fields = super().get_fields(request, obj)
         if obj is not None and not self.has_change_permission(request, obj):
             # Who may only look sees where alerts go, not a secret in the URL's path.
-            return [("display_target" if name == "target" else name) for name in fields]
+            return [("where" if name == "target" else name) for name in fields]
         return fields
 
     def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), "display_target")
+        return (*super().get_readonly_fields(request, obj), "where")
+
+    @admin.display(description="Target", ordering="target")
+    def where(self, obj):
+        return obj.display_target
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -25,10 +25,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from requests.exceptions import RetryError
+from requests.exceptions import RequestException, RetryError
 
 from scanner_project.redaction import shown
 from schedules.addresses import AddressRefused, refuse_ambiguous_url
+from schedules.http import DeadlineExceeded
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -135,4 +136,6 @@ def describe_failure(exc: BaseException) -> tuple[str, bool]:
         found = _TOO_MANY.search(str(exc))
         if found:
             return f"webhook answered {found.group(1)}", False
-    return NO_ANSWER, False
+    if isinstance(exc, (RequestException, DeadlineExceeded, OSError)):
+        return NO_ANSWER, False
+    return f"failed: {type(exc).__name__}", False

@@ -142,3 +142,19 @@ def test_a_4xx_other_than_408_and_429_is_final(hook, status, final):  # noqa: F8
     Delivery.objects.update(next_attempt_at=Now())
     dispatch_all()
     assert Delivery.objects.get().attempts == (1 if final else 2)  # a final answer is not retried
+
+
+def test_the_readme_verification_accepts_a_real_delivery_and_nothing_else(hook):  # noqa: F811
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [snippet] = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "def verify(" in block]
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README's example
+    fire()
+    dispatch_all()
+    [(headers, body)] = hook.received
+    secret = ChannelSecret.objects.get().secret
+    assert namespace["verify"](secret, headers, body)
+    assert not namespace["verify"](secret, headers, body + b" ")
+    assert not namespace["verify"](secret, {**headers, "webhook-timestamp": str(int(time.time()) - 3600)}, body)
