@@ -1,19 +1,59 @@
 """Alerts in admin: channels are edited here; alerts and their deliveries are
-a read-only record of what was sent, when, and what went wrong."""
+a read-only record of what was sent, when, and what went wrong.
 
-from django.contrib import admin
-from django.utils.html import format_html_join
+A webhook channel's signing secret is shown once, in the message after the
+channel is saved as a webhook for the first time or after "Rotate the signing
+secret", and never again. Lists name a webhook by scheme://host[:port] only."""
+
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from scanner_project.admin_readonly import ReadOnlyAdmin
 
-from .models import Alert, AlertChannel, Delivery, ScheduleAlertRule
+from .channels import rotate_secret
+from .models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertRule
 
 
 @admin.register(AlertChannel)
 class AlertChannelAdmin(admin.ModelAdmin):
-    list_display = ("kind", "target", "enabled", "from_environment", "created_at")
+    list_display = ("kind", "where", "enabled", "from_environment", "created_at")
     list_filter = ("kind", "enabled", "from_environment")
     readonly_fields = ("from_environment", "created_at")
+    actions = ("rotate_signing_secret",)
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Who may only look sees where alerts go, not a secret in the URL's path.
+            return [("where" if name == "target" else name) for name in fields]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "where")
+
+    @admin.display(description="Target", ordering="target")
+    def where(self, obj):
+        return obj.display_target
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.kind == AlertChannel.Kind.WEBHOOK and not ChannelSecret.objects.filter(channel=obj).exists():
+            _show_once(request, obj, rotate_secret(channel=obj))
+
+    @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
+    def rotate_signing_secret(self, request, queryset):
+        for channel in queryset:
+            if channel.kind != AlertChannel.Kind.WEBHOOK:
+                self.message_user(request, f"{channel}: email is not signed", messages.WARNING)
+                continue
+            _show_once(request, channel, rotate_secret(channel=channel))
+
+
+def _show_once(request, channel: AlertChannel, secret: str) -> None:
+    messages.success(request, format_html(
+        "Signing secret of {}: <code class=\"signing-secret\">{}</code>. Copy it to the receiver now: it is not "
+        "shown again (rotate it to get a new one). Deliveries carry webhook-id, webhook-timestamp and "
+        "webhook-signature (Standard Webhooks).", channel, secret))
 
 
 class DeliveryInline(admin.TabularInline):
@@ -56,7 +96,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ("status", "channel")
     list_select_related = ("alert", "channel")
     readonly_fields = ("alert", "channel", "status", "summary", "summary_text", "attempts", "next_attempt_at",
-                       "last_error", "sent_at", "created_at")
+                       "last_error", "sent_at", "created_at", "claimed_by", "claimed_until")
 
     @admin.display(description="Alert")
     def what(self, obj):

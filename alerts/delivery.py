@@ -1,72 +1,124 @@
-"""Delivering alerts: one channel at a time, by one instance at a time, at
-most ALERT_RATE_LIMIT messages per channel per ALERT_RATE_WINDOW_SECONDS (60).
+"""Delivering alerts: one channel at a time, at most ALERT_RATE_LIMIT messages
+per channel per ALERT_RATE_WINDOW_SECONDS (60), and no network call inside a
+database transaction. Claim, commit, send, record:
 
-A channel's row is locked (SELECT ... FOR UPDATE SKIP LOCKED) while its due
-deliveries are sent, so two instances never send the same delivery; each is
-marked sent in that same transaction. When more are due than the minute's
-budget allows, the overflow is folded into one summary message (each folded
-delivery points at it, so nothing is lost). A failed send is retried with
-exponential backoff until ALERT_DELIVERY_GIVE_UP_SECONDS, then marked failed.
+1. Claim, in one short transaction: the channel's row is locked (SELECT ...
+   FOR NO KEY UPDATE SKIP LOCKED: a concurrent INSERT of a delivery is not
+   held up) while the budget is counted and the due deliveries are picked;
+   each is claimed by a conditional UPDATE (``claimed_by`` = this sender's
+   token, ``claimed_until`` = a lease) whose row count is checked. Commit.
+2. Send each, with no transaction open. Just before, the claim is renewed
+   by an UPDATE fenced on ``claimed_by``: a sender whose claim lapsed and
+   was taken over sends nothing.
+3. Record the outcome in one UPDATE, fenced on ``claimed_by`` too.
+
+A claim outlasts the longest a send can take (its deadline), so while it is
+live nobody else sends that delivery; a crashed sender's claims lapse and
+another instance sends them, with the same ``webhook-id``. The budget is
+the limit less what was sent in the window and what others hold claimed.
+When more are due than the budget allows, the overflow is folded into one
+summary message (each folded delivery points at it, so nothing is lost). A
+failed send is retried with exponential backoff until
+ALERT_DELIVERY_GIVE_UP_SECONDS, then marked failed; a final answer (a 4xx
+other than 408 and 429) is marked failed at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Value
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Now
 
-from .channels import send
+from .channels import describe, send, send_bound_seconds
 from .models import AlertChannel, Delivery, DeliveryStatus
 
 logger = logging.getLogger("alerts")
 
 MAX_BACKOFF_SECONDS = 3600.0
 SUMMARY_TITLES = 20
+# Added to how long the sends of a claim may take: the database round trips
+# between them, and a clock that is not the database's.
+CLAIM_MARGIN_SECONDS = 30.0
 
 
 def _db_time_in(seconds: float):
     return ExpressionWrapper(Now() + Value(timedelta(seconds=seconds)), output_field=DateTimeField())
 
 
+def _claimable() -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=Now())
+
+
 def dispatch_all() -> int:
     """Send what is due on every enabled channel; returns how many messages went out."""
     channel_ids = (Delivery.objects.filter(status=DeliveryStatus.PENDING, channel__enabled=True)
-                   .values_list("channel_id", flat=True).distinct())
+                   .order_by().values_list("channel_id", flat=True).distinct())
     return sum(dispatch_channel(channel_id=pk) for pk in list(channel_ids))
 
 
 def dispatch_channel(*, channel_id: int) -> int:
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    channel, batch = claim_due(channel_id=channel_id, token=token)
+    sent = 0
+    for position, delivery in enumerate(batch):
+        outcome = _attempt(channel=channel, delivery=delivery, token=token)
+        if outcome is False:
+            # The channel is down: the others wait for its next try, free to be claimed.
+            release(ids=[d.pk for d in batch[position + 1:]], token=token)
+            break
+        sent += bool(outcome)
+    return sent
+
+
+def claim_due(*, channel_id: int, token: str) -> tuple[AlertChannel | None, list[Delivery]]:
+    """The channel and the deliveries this sender (``token``) now holds claimed, in sending order."""
     with transaction.atomic():
-        channel = AlertChannel.objects.select_for_update(skip_locked=True).filter(pk=channel_id).first()
+        channel = (AlertChannel.objects.select_for_update(skip_locked=True, no_key=True)
+                   .filter(pk=channel_id, enabled=True).first())
         if channel is None:
-            return 0  # another instance is sending on this channel right now
+            return None, []  # another instance is claiming on this channel right now
         window = timedelta(seconds=settings.ALERT_RATE_WINDOW_SECONDS)
-        due = Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING, next_attempt_at__lte=Now())
+        pending = Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING)
+        due = pending.filter(next_attempt_at__lte=Now()).filter(_claimable())
+        in_flight = pending.filter(claimed_until__gt=Now()).count()
         sent_recently = Delivery.objects.filter(channel=channel, sent_at__gte=Now() - window).count()
-        budget = settings.ALERT_RATE_LIMIT - sent_recently
+        budget = settings.ALERT_RATE_LIMIT - sent_recently - in_flight
         if budget <= 0 or not due.exists():
-            return 0
+            return channel, []
         summaries = list(due.filter(alert__isnull=True).order_by("created_at", "id")[:budget])
         budget -= len(summaries)
-        alerts = list(due.filter(alert__isnull=False).select_related("alert").order_by("created_at", "id")[:budget + 1])
-        if len(alerts) > budget and budget > 0:
+        alerts = []
+        if budget > 0:
+            alerts = list(due.filter(alert__isnull=False).select_related("alert")
+                          .order_by("created_at", "id")[:budget + 1])
+        if len(alerts) > budget:
             # A storm: the first budget - 1 go out one by one, the rest in one summary.
-            alerts = alerts[:budget - 1] + [_fold(channel=channel, after=alerts[budget - 2] if budget > 1 else None)]
-        sent = 0
-        for delivery in summaries + alerts:
-            if not _attempt(channel=channel, delivery=delivery):
-                break  # the channel is down: the others wait for its next try
-            sent += 1
-        return sent
+            alerts = alerts[:budget - 1] + [_fold(channel=channel, due=due,
+                                                  after=alerts[budget - 2] if budget > 1 else None)]
+        picked = summaries + alerts
+        lease = send_bound_seconds(channel=channel) * len(picked) + CLAIM_MARGIN_SECONDS
+        claimed = (Delivery.objects.filter(pk__in=[d.pk for d in picked], status=DeliveryStatus.PENDING)
+                   .filter(_claimable()).update(claimed_by=token, claimed_until=_db_time_in(lease)))
+        if claimed != len(picked):  # only where the database does not lock the channel's row (SQLite)
+            mine = set(Delivery.objects.filter(pk__in=[d.pk for d in picked], claimed_by=token)
+                       .values_list("pk", flat=True))
+            picked = [d for d in picked if d.pk in mine]
+    return channel, picked
 
 
-def _fold(*, channel: AlertChannel, after: Delivery | None) -> Delivery:
-    rest = Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING, alert__isnull=False,
-                                   next_attempt_at__lte=Now())
+def release(*, ids: list[int], token: str) -> None:
+    if ids:
+        Delivery.objects.filter(pk__in=ids, claimed_by=token).update(claimed_by="", claimed_until=None)
+
+
+def _fold(*, channel: AlertChannel, due: QuerySet, after: Delivery | None) -> Delivery:
+    rest = due.filter(alert__isnull=False)
     if after is not None:
         rest = rest.exclude(created_at__lt=after.created_at).exclude(created_at=after.created_at, id__lte=after.id)
     rest_ids = list(rest.order_by("created_at", "id").values_list("id", flat=True))
@@ -93,22 +145,36 @@ def _message(delivery: Delivery) -> tuple[str, str, dict]:
     }}
 
 
-def _attempt(*, channel: AlertChannel, delivery: Delivery) -> bool:
+def _attempt(*, channel: AlertChannel, delivery: Delivery, token: str) -> bool | None:
+    """Send one claimed delivery and record the outcome: True (sent), False
+    (failed), None (the claim was taken over: someone else sends it)."""
+    bound = send_bound_seconds(channel=channel)
+    renewed = (Delivery.objects.filter(pk=delivery.pk, claimed_by=token, status=DeliveryStatus.PENDING)
+               .update(claimed_until=_db_time_in(bound + CLAIM_MARGIN_SECONDS)))
+    if renewed != 1:
+        logger.warning("Alert delivery %s to %s: its claim lapsed and was taken over; not sending it",
+                       delivery.pk, channel)
+        return None
     title, text, payload = _message(delivery)
     try:
         send(channel=channel, key=f"alert-delivery-{delivery.id}", title=title, text=text, payload=payload)
-    except Exception as exc:  # noqa: BLE001 - any failure of the channel is retried
+    except Exception as exc:  # noqa: BLE001 - any failure of the channel is recorded (and retried unless final)
+        reason, final = describe(channel=channel, exc=exc)
         wait = min(settings.ALERT_RETRY_BACKOFF * 2 ** delivery.attempts, MAX_BACKOFF_SECONDS)
-        give_up = Delivery.objects.filter(
+        give_up = final or Delivery.objects.filter(
             pk=delivery.pk, created_at__lt=Now() - timedelta(seconds=settings.ALERT_DELIVERY_GIVE_UP_SECONDS)
         ).exists()
-        Delivery.objects.filter(pk=delivery.pk).update(
-            attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING, next_attempt_at=_db_time_in(wait),
-        )
+        _record(delivery=delivery, token=token, last_error=reason[:2000], next_attempt_at=_db_time_in(wait),
+                status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING)
         logger.warning("Alert delivery %s to %s failed (attempt %d): %s", delivery.pk, channel, delivery.attempts + 1,
-                       exc)
+                       reason)
         return False
-    Delivery.objects.filter(pk=delivery.pk).update(
-        attempts=F("attempts") + 1, status=DeliveryStatus.SENT, sent_at=Now(), last_error="")
+    _record(delivery=delivery, token=token, status=DeliveryStatus.SENT, sent_at=Now(), last_error="")
     return True
+
+
+def _record(*, delivery: Delivery, token: str, **outcome) -> None:
+    recorded = Delivery.objects.filter(pk=delivery.pk, claimed_by=token).update(
+        attempts=F("attempts") + 1, claimed_by="", claimed_until=None, **outcome)
+    if recorded != 1:
+        logger.warning("Alert delivery %s: its outcome is not recorded: its claim lapsed and was taken over", delivery.pk)

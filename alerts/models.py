@@ -5,15 +5,21 @@ transition is claimed with a conditional UPDATE (``firing`` flips only where
 it still has the old value), so of any number of instances evaluating the same
 condition exactly one writes the ``Alert``; the unique (kind, subject,
 transition) constraint backs that up. Each alert gets one ``Delivery`` per
-channel, sent, retried and rate-limited by alerts.delivery.
+channel, sent, retried and rate-limited by alerts.delivery, which claims a
+delivery (``claimed_by`` / ``claimed_until``) before it sends it with no
+transaction open. A webhook channel signs with its ``ChannelSecret``, kept in
+a table of its own so that no record of channel changes ever holds it.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 from django.db.models.functions import Now
+
+from .webhooks import display_target, new_secret, validate_webhook_target
 
 
 class AlertKind(models.TextChoices):
@@ -76,7 +82,11 @@ class AlertChannel(models.Model):
         WEBHOOK = "webhook"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    target = models.CharField(max_length=500, help_text="An email address, or a webhook URL (JSON is POSTed to it)")
+    target = models.CharField(
+        max_length=500,
+        help_text="An email address, or a webhook URL (http or https, no user info; signed JSON is POSTed to it). "
+                  "Private addresses are refused unless ALERT_ALLOWED_NETWORKS allows them.",
+    )
     enabled = models.BooleanField(default=True)
     from_environment = models.BooleanField(
         default=False, editable=False, help_text="Set from ALERT_EMAILS / ALERT_WEBHOOK_URLS"
@@ -89,7 +99,38 @@ class AlertChannel(models.Model):
         constraints = [models.UniqueConstraint(fields=["kind", "target"], name="alert_channels_unique_target")]
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.target}"
+        return f"{self.kind}: {self.display_target}"
+
+    @property
+    def display_target(self) -> str:
+        """How messages, logs and lists name the target: a webhook as
+        scheme://host[:port] only (its path or query may be a secret)."""
+        return display_target(self.target) if self.kind == self.Kind.WEBHOOK else self.target
+
+    def clean(self) -> None:
+        self.target = (self.target or "").strip()
+        try:
+            if self.kind == self.Kind.WEBHOOK:
+                validate_webhook_target(self.target)
+            elif self.kind == self.Kind.EMAIL:
+                validate_email(self.target)
+        except ValidationError as exc:
+            raise ValidationError({"target": exc.messages}) from None
+
+
+class ChannelSecret(models.Model):
+    """The signing secret of a webhook channel (``whsec_`` + base64 of 32
+    random bytes). Admin shows it once, when it is made, and never again."""
+
+    channel = models.OneToOneField(AlertChannel, primary_key=True, on_delete=models.CASCADE, related_name="signing")
+    secret = models.CharField(max_length=100, default=new_secret)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "alert_channel_secrets"
+
+    def __str__(self) -> str:
+        return f"signing secret of {self.channel}"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -116,6 +157,10 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
+    # The claim of the sender now sending it (alerts.delivery): nobody else
+    # sends it until claimed_until, by when a crashed sender's claim lapses.
+    claimed_by = models.CharField(max_length=64, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "alert_deliveries"

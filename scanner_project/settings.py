@@ -205,6 +205,10 @@ ALERT_RATE_WINDOW_SECONDS = env_float("ALERT_RATE_WINDOW_SECONDS", 60.0, minimum
 ALERT_RETRY_BACKOFF = env_float("ALERT_RETRY_BACKOFF", 30.0, minimum=0.01)
 ALERT_DELIVERY_GIVE_UP_SECONDS = env_float("ALERT_DELIVERY_GIVE_UP_SECONDS", 86400.0, minimum=1)
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
+# Webhooks reach only public addresses, as the probe does; these networks
+# too (an internal relay on purpose), for targets from the environment and
+# admin alike, e.g. 10.20.0.0/16,fd12::/64.
+ALERT_ALLOWED_NETWORKS = env_networks("ALERT_ALLOWED_NETWORKS")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")

@@ -39,7 +39,7 @@ def cluster(tmp_path, smtp, hook):
         "LOCK_TIMEOUT": "3", "JOB_MISFIRE_GRACE_TIME": "30", "SHUTDOWN_GRACE_SECONDS": "5", "MAX_WORKERS": "10",
         "ALERT_CHECK_INTERVAL": "0.3", "ALERT_RETRY_BACKOFF": "0.3",
         "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port),
-        "ALERT_EMAILS": "ops@example.com", "ALERT_WEBHOOK_URLS": hook.url,
+        "ALERT_EMAILS": "ops@example.com", "ALERT_WEBHOOK_URLS": hook.url, "ALERT_ALLOWED_NETWORKS": "127.0.0.0/8",
     })
     yield c
     c.stop_all()
