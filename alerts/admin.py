@@ -4,13 +4,14 @@ a read-only record of what was sent, when, and what went wrong."""
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from scanner_project.admin_readonly import ReadOnlyAdmin
 
 from .models import Alert, AlertChannel, Delivery, ScheduleAlertRule
 
 
 @admin.register(AlertChannel)
-class AlertChannelAdmin(admin.ModelAdmin):
+class AlertChannelAdmin(AuditedActionsMixin, AuditSectionMixin, admin.ModelAdmin):
     list_display = ("kind", "target", "enabled", "from_environment", "created_at")
     list_filter = ("kind", "enabled", "from_environment")
     readonly_fields = ("from_environment", "created_at")

@@ -15,6 +15,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
+from audit.tracked import AuditedModel
+
 
 class AlertKind(models.TextChoices):
     SCHEDULE_FAILING = "schedule_failing", "Schedule failing"
@@ -70,7 +72,11 @@ class Alert(models.Model):
         return self.title
 
 
-class AlertChannel(models.Model):
+class AlertChannel(AuditedModel):
+    """Every change (admin, bulk action, QuerySet, environment) is in the audit trail (audit.tracked)."""
+
+    audit_label = "{target} ({kind})"
+
     class Kind(models.TextChoices):
         EMAIL = "email"
         WEBHOOK = "webhook"
