@@ -8,6 +8,7 @@ secret", and never again. Lists name a webhook by scheme://host[:port] only."""
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from scanner_project.admin_readonly import ReadOnlyAdmin
 
 from .channels import rotate_secret
@@ -15,7 +16,7 @@ from .models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertR
 
 
 @admin.register(AlertChannel)
-class AlertChannelAdmin(admin.ModelAdmin):
+class AlertChannelAdmin(AuditedActionsMixin, AuditSectionMixin, admin.ModelAdmin):
     list_display = ("kind", "where", "enabled", "from_environment", "created_at")
     list_filter = ("kind", "enabled", "from_environment")
     readonly_fields = ("from_environment", "created_at")

@@ -20,6 +20,7 @@ from django.db import models
 from django.db.models.functions import Now
 
 from .webhooks import display_target, new_secret, validate_webhook_target
+from audit.tracked import AuditedModel
 
 
 class AlertKind(models.TextChoices):
@@ -76,7 +77,11 @@ class Alert(models.Model):
         return self.title
 
 
-class AlertChannel(models.Model):
+class AlertChannel(AuditedModel):
+    """Every change (admin, bulk action, QuerySet, environment) is in the audit trail (audit.tracked)."""
+
+    audit_label = "{target} ({kind})"
+
     class Kind(models.TextChoices):
         EMAIL = "email"
         WEBHOOK = "webhook"

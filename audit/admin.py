@@ -1,5 +1,6 @@
-"""The audit trail in admin: a read-only list of every entry, and a
-"Changes" section on each schedule's and scan profile's page."""
+"""The audit trail in admin: a read-only list of every entry (nobody adds,
+changes or deletes one here), and a "Changes" section on the page of each
+schedule, scan profile and alert channel."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "action", "object_label", "model", "who", "what")
     list_filter = ("model", "action", "actor_kind", ("created_at", admin.DateFieldListFilter))
     search_fields = ("object_label", "actor", "=object_id")
-    readonly_fields = ("created_at", "model", "object_id", "object_label", "action", "actor_kind", "actor", "what")
+    readonly_fields = ("created_at", "model", "object_id", "object_label", "action", "actor_kind", "actor", "what",
+                       "prev_hash", "hash")
     exclude = ("changes",)
 
     @admin.display(description="who")
@@ -59,10 +61,10 @@ class AuditedActionsMixin:
             return super().response_action(request, queryset)
 
 
-class AuditSectionMixin(page_section("Changes", ("change_trail",))):
+class AuditSectionMixin(page_section("Changes", ("change_trail",), permission="audit.view_auditentry")):
     @admin.display(description="audit trail")
     def change_trail(self, obj):
-        entries = list(AuditEntry.objects.filter(object_id=obj.pk)[:SHOWN_ON_PAGE])
+        entries = list(AuditEntry.objects.filter(model=obj._meta.model_name, object_id=obj.pk)[:SHOWN_ON_PAGE])
         if not entries:
             return "No recorded changes."
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (

@@ -5,3 +5,12 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "audit"
     verbose_name = "Audit trail"
+
+    def ready(self):
+        # The scheduler prunes the trail daily when AUDIT_RETENTION_DAYS is set;
+        # the hook keeps schedules from importing audit.
+        from schedules.runtime.housekeeping import register_chore
+
+        from .pruning import chore
+
+        register_chore(chore)

@@ -1,4 +1,5 @@
-"""Deleting old execution history in batches.
+"""Deleting old execution history in batches. It never touches the audit
+trail, which keeps its own retention (AUDIT_RETENTION_DAYS, audit.pruning).
 
 One DELETE of millions of rows holds its locks and bloats WAL for minutes; a
 batch of primary keys at a time keeps each transaction short, so the
@@ -11,20 +12,19 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from scanner_project.daily import once_a_day
 from scanner_project.metrics import HISTORY_CLEANUP_DELETED
 
 from .models import ExecutionStatus, JobExecution
 
 logger = logging.getLogger(__name__)
 
-# One run a day across all instances: the first to cache.add() this key wins.
+# One run a day across all instances (scanner_project.daily).
 DUE_KEY = "history:cleanup:due"
-DUE_SECONDS = 86400
 
 
 def _old_executions(*, cutoff: datetime) -> QuerySet[JobExecution]:
@@ -69,11 +69,4 @@ def cleanup_if_due(*, instance_id: str) -> int | None:
     days = settings.HISTORY_RETENTION_DAYS
     if days <= 0:
         return None
-    if not cache.add(DUE_KEY, instance_id, timeout=DUE_SECONDS):
-        return None
-    try:
-        return cleanup_old_executions(days=days)
-    except Exception:
-        # Let another instance (or the next tick) try again instead of waiting a day.
-        cache.delete(DUE_KEY)
-        raise
+    return once_a_day(key=DUE_KEY, instance_id=instance_id, task=lambda: cleanup_old_executions(days=days))

@@ -1,6 +1,8 @@
 """Pausing a schedule with a note: unlike disabling, its slots still come and
 are recorded ``skipped`` with the pause's reason, so its history has no
-silent gaps; it resumes by itself at ``resume_at``."""
+silent gaps; it resumes by itself at ``resume_at``. Every pause row written
+is in the audit trail (audit.tracked), besides the pause and resume entries
+on the schedule itself (pauses.services)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,17 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from audit.tracked import AuditedModel, AuditedQuerySet
 
-class SchedulePauseQuerySet(models.QuerySet):
+
+class SchedulePauseQuerySet(AuditedQuerySet):
     def open(self) -> "SchedulePauseQuerySet":
         return self.filter(resumed_at__isnull=True)
 
 
-class SchedulePause(models.Model):
+class SchedulePause(AuditedModel):
+    audit_label = "pause of schedule {schedule_id}"
+
     id = models.BigAutoField(primary_key=True)
     schedule = models.ForeignKey("schedules.Schedule", on_delete=models.CASCADE, related_name="pauses")
     reason = models.TextField()

@@ -11,7 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit import recording as audit
-from audit.models import AuditAction
+from audit.actor import acting_as
+from audit.models import ActorKind, AuditAction
 from schedules.models import Schedule, ScheduleChange
 from schedules.notify import publish_schedule_changes
 
@@ -22,11 +23,18 @@ AUTOMATIC = "automatic"
 
 def close_expired(*, schedule_ids: list[uuid.UUID] | None = None, now: datetime) -> int:
     """Mark pauses past their resume time as resumed (automatically), so the
-    record says when each pause ended."""
+    record says when each pause ended; the trail says so too."""
     expired = SchedulePause.objects.open().filter(resume_at__lte=now)
     if schedule_ids is not None:
         expired = expired.filter(schedule_id__in=schedule_ids)
-    return expired.update(resumed_at=F("resume_at"), resumed_by=AUTOMATIC)
+    if not expired.exists():  # every few seconds on every scheduler: no chain lock for nothing
+        return 0
+    with acting_as(ActorKind.AUTOMATIC, "resume_at reached"), audit.locked():
+        # Read again under the lock: what another scheduler closed meanwhile is not ours to record.
+        ids = list(expired.values_list("schedule_id", flat=True))
+        count = expired.update(resumed_at=F("resume_at"), resumed_by=AUTOMATIC)
+        audit.record_event(Schedule, ids, action=AuditAction.RESUME, changes={"paused": ["yes", None]})
+    return count
 
 
 def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: str,
@@ -41,7 +49,8 @@ def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: st
         raise ValidationError({"reason": "reason: say why the schedules are paused (it is shown in their history)"})
     if resume_at is not None and resume_at <= now:
         raise ValidationError({"resume_at": f"resume_at: {resume_at.isoformat()} is not in the future"})
-    with transaction.atomic():
+    # The chain lock first: a concurrent pause of the same schedules waits, then sees this one.
+    with transaction.atomic(), audit.locked():
         close_expired(schedule_ids=schedule_ids, now=now)
         already = set(SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
                       .values_list("schedule_id", flat=True))
@@ -58,7 +67,7 @@ def pause_schedules(*, schedule_ids: list[uuid.UUID], reason: str, paused_by: st
 def resume_schedules(*, schedule_ids: list[uuid.UUID], resumed_by: str, now: datetime | None = None) -> int:
     """End the open pauses of these schedules; returns how many were paused."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), audit.locked():
         close_expired(schedule_ids=schedule_ids, now=now)
         pauses = SchedulePause.objects.open().filter(schedule_id__in=schedule_ids)
         ids = list(pauses.values_list("schedule_id", flat=True))

@@ -189,6 +189,8 @@ API_SYNC_BACKOFF = env_float("API_SYNC_BACKOFF", 0.5, minimum=0)
 # "Authorization: Bearer <HEALTHZ_TOKEN>" (or a staff session) gets the details.
 HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 HISTORY_RETENTION_DAYS = env_int("HISTORY_RETENTION_DAYS", 0, minimum=0)
+# The audit trail is kept apart from the history: 0 keeps every entry.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 0, minimum=0)
 METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535)
 METRICS_ADDR = env_str("METRICS_ADDR", "0.0.0.0")
 

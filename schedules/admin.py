@@ -116,8 +116,6 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
     actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected, rerun_missed)
-    # The audit section (audit.admin) needs the audit's view permission; Pause declares its own.
-    section_permissions = {"Changes": "audit.view_auditentry"}
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")
@@ -186,7 +184,6 @@ class ScanProfileAdmin(AuditedActionsMixin, ValidSelectionMixin, AuditSectionMix
     form = ScanProfileForm
     list_display = ("name", "max_pages", "scan_depth", "max_retries", "allow_deep_scan", "updated_at")
     search_fields = ("name",)
-    section_permissions = ScheduleAdmin.section_permissions
 
 
 @admin.register(SchedulerInstance)

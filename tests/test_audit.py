@@ -1,14 +1,12 @@
 """The audit trail covers every write path: admin forms, bulk actions, the
 importer, the Python API, QuerySet.update()/bulk_update()/bulk_create()/
-delete(), and pauses; and it follows history retention."""
-
-from datetime import timedelta
+delete(), and pauses. Alert channels and pause rows: test_audit_coverage.py;
+the chain: test_audit_chain.py; retention: test_audit_retention.py."""
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.cleanup import cleanup_old_entries
 from audit.models import AuditEntry
 from pauses.services import pause_schedules
 from schedules.models import ScanProfile, Schedule
@@ -100,11 +98,3 @@ def test_the_admin_list_is_read_only(admin_client, make_schedule):
     assert listing.status_code == 200 and b"Python API" in listing.content
     assert admin_client.get(reverse("admin:audit_auditentry_add")).status_code == 403
 
-
-def test_entries_follow_history_retention(make_schedule):
-    schedule = make_schedule()
-    old = AuditEntry.objects.create(model="schedule", object_id=schedule.pk, object_label="x", action="update",
-                                    actor_kind="python", changes={})
-    AuditEntry.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
-    assert cleanup_old_entries(days=90, now=timezone.now()) == 1
-    assert [e.action for e in trail(schedule)] == ["create"]

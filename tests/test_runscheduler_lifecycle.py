@@ -144,13 +144,21 @@ def test_run_enhanced_scheduler_entry_point(transactional_db):
 
 
 def test_periodic_sync_cleanup_and_metrics_run_inside_runscheduler(cluster, api_server, tmp_path):
-    """The runscheduler loop wires the API import, the history cleanup and its
-    own metrics endpoint."""
+    """The runscheduler loop wires the API import, the history cleanup, the
+    audit trail's pruning and its own metrics endpoint."""
     import json
     import socket
     import urllib.request
 
+    from time_machine import travel
+
+    from audit.models import AuditEntry
+    from audit.verify import verify_chain
     from tests.api_server import EXAMPLE
+
+    with travel(datetime.now(UTC) - timedelta(days=40), tick=False):  # its audit entry is 40 days old
+        [old_entry] = make(domain_config_id="audited-long-ago", frequency="daily", time_config={"hour": 3, "minute": 0},
+                           enabled=False)
 
     old = JobExecution.objects.create(
         job_id="schedule:gone", domain="old.example.com", domain_config_id="old", status="success",
@@ -162,10 +170,14 @@ def test_periodic_sync_cleanup_and_metrics_run_inside_runscheduler(cluster, api_
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     instance = cluster.start("periodic", ENABLE_API_SYNC="true", API_URL=url, API_SYNC_INTERVAL="60",
-                             HISTORY_RETENTION_DAYS="30", METRICS_PORT=str(port), METRICS_ADDR="127.0.0.1")
+                             HISTORY_RETENTION_DAYS="30", AUDIT_RETENTION_DAYS="30", METRICS_PORT=str(port),
+                             METRICS_ADDR="127.0.0.1")
     cluster.wait_until_loaded(instance)
     wait_until(lambda: Schedule.objects.filter(domain_config_id="abc-123").exists()
-               and not JobExecution.objects.filter(pk=old.pk).exists(), timeout=15, message=instance.log)
+               and not JobExecution.objects.filter(pk=old.pk).exists()
+               and AuditEntry.objects.filter(action="prune").exists(), timeout=15, message=instance.log)
+    assert not AuditEntry.objects.filter(model="schedule", object_id=str(old_entry.pk), action="create").exists()
+    assert verify_chain().intact
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert "scanner_schedules_loaded" in body and "scanner_sync_entries_total" in body
     assert cluster.terminate(instance) == 0

@@ -82,10 +82,10 @@ def test_changed_entries_are_updated_in_bulk(api_server, sync_settings, publishe
         result = sync_schedules_from_api(url=api_server.serve_json("/v2", changed))
     assert (result["created"], result["updated"], result["skipped"]) == (0, 2, 48)
     writes = _writes(queries.captured_queries)
-    # One bulk UPDATE, its rows in the change log, and the audit entries of the rows it changed.
-    assert len(writes) == 3, writes
+    # One bulk UPDATE, its rows in the change log, and the audit entries of the rows it changed (chained).
+    assert len(writes) == 4, writes
     assert writes[0].startswith('INSERT INTO "schedule_changes"') and writes[1].startswith('UPDATE "schedules"')
-    assert writes[2].startswith('INSERT INTO "audit_entries"')
+    assert writes[2].startswith('INSERT INTO "audit_entries"') and writes[3].startswith('UPDATE "audit_chain_head"')
     first, second = Schedule.objects.get(domain_config_id="cfg-00000"), Schedule.objects.get(domain_config_id="cfg-00001")
     assert first.time_config["hour"] == 7 and first.next_run.hour == 7
     assert first.updated_at > before["cfg-00000"].updated_at
