@@ -42,6 +42,8 @@ def test_an_alert_only_user_retargeting_and_disabling_an_environment_channel_is_
     assert last.changes == {"target": [FROM_ENVIRONMENT, "https://collector.example.net/mine"],
                             "enabled": [True, False]}
     assert last.object_label == "https://collector.example.net/mine (webhook)"
+    assert "Audit trail" not in client.get(url).content.decode()  # the section needs the audit's view permission
+    staff("view_alertchannel", "view_auditentry")
     page = client.get(url).content.decode()
     assert "Audit trail" in page and "collector.example.net/mine" in page
 
