@@ -23,6 +23,8 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 
 import requests
@@ -98,6 +100,7 @@ class Deadline:
     """One deadline for one outbound call. When it passes, every socket the
     call holds is shut down, which ends any blocking connect, TLS handshake,
     header or body read; connections opened after it raise DeadlineExceeded.
+    Name resolution counts too (``_resolve_within``).
 
     A socket is watched until ``release(owner)`` (a pooled connection going
     back to its pool) or ``close()`` (the end of the call)."""
@@ -163,6 +166,35 @@ class Deadline:
 
 _WATCHDOG = _Watchdog()
 
+# getaddrinfo cannot be interrupted and takes no timeout: it runs on one of
+# these threads while the caller waits no longer than its call may. A lookup
+# that outlives its caller finishes on its own there, its answer unused.
+_RESOLVER_THREADS = 32
+_resolvers: tuple[int, ThreadPoolExecutor] | None = None
+_resolvers_lock = threading.Lock()
+
+
+def _resolver_pool() -> ThreadPoolExecutor:
+    global _resolvers
+    with _resolvers_lock:
+        # Per process: a forked child has none of its parent's threads.
+        if _resolvers is None or _resolvers[0] != os.getpid():
+            _resolvers = (os.getpid(), ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="http-resolve"))
+        return _resolvers[1]
+
+
+def _resolve_within(connection: HTTPConnection, deadline: Deadline, timeout: float | None, **policy) -> list:
+    """``addresses.checked_addresses`` for the connection's host, given no more
+    than the deadline's remaining time (and the connect timeout, if shorter)."""
+    wait = deadline.remaining() if timeout is None else min(timeout, deadline.remaining())
+    future = _resolver_pool().submit(addresses.checked_addresses, connection._dns_host, connection.port, **policy)
+    try:
+        return future.result(timeout=wait)
+    except FutureTimeout:
+        future.cancel()
+        deadline.check()
+        raise ConnectTimeoutError(connection, f"resolving {connection.host} timed out after {wait:g} s") from None
+
 
 class Destination:
     """Where a session may connect: the address policy and, for a session of
@@ -176,11 +208,9 @@ class Destination:
 
     def connect(self, connection: HTTPConnection, deadline: Deadline) -> socket.socket:
         deadline.check()
-        answers = addresses.checked_addresses(
-            connection._dns_host, connection.port, allow_private=not self.public_only,
-            allowed_networks=self.allowed_networks,
-        )
         timeout = connection.timeout if isinstance(connection.timeout, (int, float)) else None
+        answers = _resolve_within(connection, deadline, timeout, allow_private=not self.public_only,
+                                  allowed_networks=self.allowed_networks)
         last_error: OSError | None = None
         for family, sockaddr in answers:
             sock = socket.socket(family, socket.SOCK_STREAM)
