@@ -50,6 +50,13 @@ WEBHOOK_HOSTS = (
 _WEBHOOK_URL = re.compile(
     r"(?P<keep>(?<![\w.-])(?:%s)(?::\d+)?)(?P<path>/[^\s'\"<>]*)" % "|".join(WEBHOOK_HOSTS), re.IGNORECASE
 )
+# The same services' secret paths wherever they appear: behind a relay's
+# host, or without a host at all (urllib3's "Max retries exceeded with url: /…").
+_WEBHOOK_PATH = re.compile(
+    r"(?P<keep>/services/|/api/webhooks/|/webhookb2/|/IncomingWebhook/|/hooks/catch/|/bot)"
+    r"(?:(?<=/services/)T[A-Z0-9]+/B[A-Z0-9]+/[\w-]+|(?<=/api/webhooks/)\d+/[\w-]+"
+    r"|(?<=/webhookb2/)[\w@./-]+|(?<=/IncomingWebhook/)[\w./-]+|(?<=/hooks/catch/)\d+/[\w-]+|(?<=/bot)\d+:[\w-]+)"
+)
 _BEARER = re.compile(r"(?P<lead>\bBearer\s+)[^\s'\",;]+", re.IGNORECASE)
 # Without one of these characters no rule above can match: most log lines.
 _MAY_HOLD_SECRET = re.compile(r"[@=/]|bearer", re.IGNORECASE)
@@ -68,6 +75,7 @@ def redact(text: str) -> str:
     text = _USERINFO.sub(rf"\g<lead>{MASK}@", text)
     text = _LOOSE_USERINFO.sub(f"{MASK}@", text)
     text = _WEBHOOK_URL.sub(rf"\g<keep>/{MASK}", text)
+    text = _WEBHOOK_PATH.sub(rf"\g<keep>{MASK}", text)
     text = _QUERY_PARAM.sub(_query_value, text)
     return _BEARER.sub(rf"\g<lead>{MASK}", text)
 
