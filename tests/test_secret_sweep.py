@@ -151,3 +151,15 @@ def test_a_failed_webhook_delivery_stores_and_logs_no_secret_path(planted, log_o
     assert delivery.attempts == 1 and delivery.last_error
     assert _leaks(_stored_text()) == []
     assert _leaks(log_output.getvalue()) == [] and _leaks(caplog.text) == []
+
+
+def test_a_row_stored_before_redaction_is_shown_redacted_in_admin(admin_client):
+    from tests.history_factories import make_execution
+
+    url = f"http://scanner:{SECRETS['scanpw']}@scan.internal/scans?token={SECRETS['scanquery']}"
+    execution = make_execution(status="failed", error_message=f"ConnectionError: {url}", error_details={
+        "message": url, "traceback": f"Traceback ...\nConnectionError: {url}\n"}, metadata={"attempts": [{"error": url}]})
+    pages = [admin_client.get(reverse("admin:history_jobexecution_change", args=[execution.pk])).content.decode(),
+             admin_client.get(reverse("admin:history_jobexecution_changelist")).content.decode()]
+    assert "token=***" in pages[0]
+    assert _leaks(" ".join(pages)) == []
