@@ -12,7 +12,6 @@ texts are searched for each secret.
 """
 
 import io
-import ipaddress
 import logging
 import uuid
 from datetime import timedelta
@@ -62,7 +61,7 @@ def planted(settings):
     settings.SCAN_DEADLINE = 5.0
     settings.ALERT_AFTER_FAILURES = settings.ALERT_SYNC_AFTER_FAILURES = 1
     settings.ALERT_WEBHOOK_TIMEOUT, settings.ALERT_RETRY_BACKOFF = 0.5, 0.01
-    settings.ALERT_ALLOWED_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"),)  # the loopback "relay", on purpose
+    settings.ALERT_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the loopback "relay", allowed on purpose
     hook = f"http://127.0.0.1:{port}/services/T0HOOK/B0HOOK/{SECRETS['hookpath']}"
     AlertChannel.objects.create(kind=AlertChannel.Kind.WEBHOOK, target=hook)
     http_api.close_pool()
