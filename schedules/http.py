@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 
@@ -166,32 +166,27 @@ class Deadline:
 
 _WATCHDOG = _Watchdog()
 
-# getaddrinfo cannot be interrupted and takes no timeout: it runs on one of
-# these threads while the caller waits no longer than its call may. A lookup
-# that outlives its caller finishes on its own there, its answer unused.
-_RESOLVER_THREADS = 32
-_resolvers: tuple[int, ThreadPoolExecutor] | None = None
-_resolvers_lock = threading.Lock()
-
-
-def _resolver_pool() -> ThreadPoolExecutor:
-    global _resolvers
-    with _resolvers_lock:
-        # Per process: a forked child has none of its parent's threads.
-        if _resolvers is None or _resolvers[0] != os.getpid():
-            _resolvers = (os.getpid(), ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="http-resolve"))
-        return _resolvers[1]
-
-
+# getaddrinfo cannot be interrupted and takes no timeout: it runs on a thread
+# of its own while the caller waits no longer than its call may. A lookup that
+# outlives its caller finishes there on its own, its answer unused; the thread
+# is a daemon, so a hung resolver never holds up the process's exit, and one
+# hung lookup never queues another behind it.
 def _resolve_within(connection: HTTPConnection, deadline: Deadline, timeout: float | None, **policy) -> list:
     """``addresses.checked_addresses`` for the connection's host, given no more
     than the deadline's remaining time (and the connect timeout, if shorter)."""
     wait = deadline.remaining() if timeout is None else min(timeout, deadline.remaining())
-    future = _resolver_pool().submit(addresses.checked_addresses, connection._dns_host, connection.port, **policy)
+    future: Future = Future()
+
+    def lookup() -> None:
+        try:
+            future.set_result(addresses.checked_addresses(connection._dns_host, connection.port, **policy))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+    threading.Thread(target=lookup, name="http-resolve", daemon=True).start()
     try:
         return future.result(timeout=wait)
     except FutureTimeout:
-        future.cancel()
         deadline.check()
         raise ConnectTimeoutError(connection, f"resolving {connection.host} timed out after {wait:g} s") from None
 
