@@ -5,6 +5,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from scanner_project.redaction import redact
+
 from . import admin_scan
 from .admin_filters import DomainFilter, InstanceFilter
 from .models import ExecutionStatus, JobExecution
@@ -62,7 +64,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
         ("Times", {"fields": ("scheduled_for", "slot", "started_at", "start_delay_display", "completed_at", "duration",
                               "heartbeat_at",
                               "created_at")}),
-        ("Error", {"fields": ("error_message", "error_type", "traceback", "error_details_pretty")}),
+        ("Error", {"fields": ("error_message_shown", "error_type", "traceback", "error_details_pretty")}),
         ("Scan", {"fields": SCAN_FIELDS[:-1]}),
         ("Changes since the previous scan", {"fields": SCAN_FIELDS[-1:]}),
         ("Result", {"fields": ("metadata_pretty",)}),
@@ -128,9 +130,14 @@ class JobExecutionAdmin(admin.ModelAdmin):
         delay = obj.start_delay
         return "" if delay is None else f"{delay.total_seconds():.2f} s"
 
+    # Errors are redacted when stored; shown redacted too, for rows stored before.
+    @admin.display(description="error message")
+    def error_message_shown(self, obj):
+        return redact(obj.error_message or "")
+
     @admin.display(description="error")
     def error_excerpt(self, obj):
-        message = obj.error_message or ""
+        message = redact(obj.error_message or "")
         return message if len(message) <= 80 else message[:77] + "..."
 
     @admin.display(description="error type")
@@ -140,7 +147,7 @@ class JobExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="traceback")
     def traceback(self, obj):
         details = obj.error_details if isinstance(obj.error_details, dict) else {}
-        text = details.get("traceback") or ""
+        text = redact(details.get("traceback") or "")
         return format_html('<pre class="traceback" style="{}">{}</pre>', PRE_STYLE, text) if text else "-"
 
     @admin.display(description="error details")
@@ -199,4 +206,5 @@ def _scan(obj) -> dict:
 def _json_block(value):
     if value in (None, {}, []):
         return "-"
-    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, json.dumps(value, indent=2, sort_keys=True, default=str))
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE,
+                       redact(json.dumps(value, indent=2, sort_keys=True, default=str)))

@@ -19,6 +19,8 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from scanner_project.redaction import redact, redact_data
+
 from . import scan_changes
 from .models import ExecutionStatus, ExecutionTrigger, JobExecution
 
@@ -169,8 +171,10 @@ def finish_execution(
         "completed_at": completed_at,
         "duration_seconds": max((completed_at - started_at).total_seconds(), 0.0),
         "scan_id": scan_id or "",
-        "error_message": error_message or "",
-        "error_details": error_details,
+        # The one place a run's error is stored: whatever built it, no secret
+        # (a URL's user info, a token in its query) is written.
+        "error_message": redact(error_message or ""),
+        "error_details": redact_data(error_details),
     }
     if metadata is not None:
         changes["metadata"] = metadata

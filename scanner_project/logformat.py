@@ -19,6 +19,7 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 payload[field] = str(value)
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            # exc_text first: the redacting filter (settings.LOGGING) cleaned it.
+            payload["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(payload)

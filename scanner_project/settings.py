@@ -253,7 +253,11 @@ LOGGING = {
         "text": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"},
         "json": {"()": "scanner_project.logformat.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # Every line, any library's too (urllib3 prints the URLs it retries), goes
+    # through the one redaction path: no user info, secret query value,
+    # webhook path or bearer token reaches the log.
+    "filters": {"redact": {"()": "scanner_project.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # APScheduler logs every run at INFO and every skipped or missed slot

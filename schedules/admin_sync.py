@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from scanner_project.redaction import redact
+
 from .api_client import ApiNotConfigured
 from .sync import SyncError, sync_schedules_from_api
 
@@ -27,7 +29,7 @@ def sync_view(*, model_admin: admin.ModelAdmin):
         except ApiNotConfigured:
             model_admin.message_user(request, NOT_CONFIGURED, messages.ERROR)
         except SyncError as exc:
-            model_admin.message_user(request, f"API sync failed: {exc}", messages.ERROR)
+            model_admin.message_user(request, f"API sync failed: {redact(str(exc))}", messages.ERROR)
         else:
             summary = (
                 f"API sync: created {result['created']}, updated {result['updated']}, "

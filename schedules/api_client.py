@@ -3,6 +3,9 @@
 Every way the read can fail becomes a ``SyncError`` whose message says what
 went wrong and names the URL without credentials. The token travels only in
 the Authorization header; it is never logged and never part of a message.
+Redirects are not followed: a 3xx answer is an ``ApiRedirected`` error naming
+its status and redacted Location. No byte of an answer's body is ever part of
+a message (a login page or an error page may echo anything).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.views.decorators.debug import sensitive_variables
 from urllib3.exceptions import ReadTimeoutError
+
+from scanner_project.redaction import redact, shorten, shown as shown_value
 
 from .http import BoundedSession, DeadlineExceeded, ResponseTooLarge, build_session, read_body
 
@@ -36,6 +41,10 @@ class ApiUnreachable(SyncError):
 
 class ApiHttpError(SyncError):
     """An HTTP error status (5xx only after the retries ran out)."""
+
+
+class ApiRedirected(ApiHttpError):
+    """A 3xx answer; the API's address is API_URL only, so it is never followed."""
 
 
 class ApiTooLarge(SyncError):
@@ -61,7 +70,7 @@ def redact_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     # Query strings often carry api keys; keep only the parameter names.
     query = "&".join(f"{item.split('=', 1)[0]}=***" for item in parts.query.split("&") if item)
-    return urlunsplit((parts.scheme, host, parts.path, query, ""))
+    return redact(urlunsplit((parts.scheme, host, parts.path, query, "")))
 
 
 @sensitive_variables("token")
@@ -88,15 +97,15 @@ def fetch_entries(
         raise ApiNotConfigured(f"{shown!r} is not an http:// or https:// URL (check API_URL or --url)")
     with build_session(token=token, retries=retries, backoff=backoff, deadline=deadline) as session:
         session.headers["Accept"] = "application/json"
-        body = _read_body(session=session, url=url, shown=shown, timeout=timeout, max_bytes=max_bytes)
-    return _parse(body=body, shown=shown)
+        body, content_type = _read_body(session=session, url=url, shown=shown, timeout=timeout, max_bytes=max_bytes)
+    return _parse(body=body, shown=shown, content_type=content_type)
 
 
 @sensitive_variables("session")
-def _read_body(*, session: BoundedSession, url: str, shown: str, timeout: float, max_bytes: int) -> bytes:
+def _read_body(*, session: BoundedSession, url: str, shown: str, timeout: float, max_bytes: int) -> tuple[bytes, str]:
     within = f"within the API_SYNC_DEADLINE of {session.deadline.seconds:g} s"
     try:
-        response = session.get(url, timeout=(timeout, timeout), stream=True, allow_redirects=True)
+        response = session.get(url, timeout=(timeout, timeout), stream=True, allow_redirects=False)
     except DeadlineExceeded:
         raise ApiDeadlineExceeded(f"{shown} did not answer {within}") from None
     except requests.exceptions.RetryError:
@@ -112,10 +121,15 @@ def _read_body(*, session: BoundedSession, url: str, shown: str, timeout: float,
         raise ApiUnreachable(f"request to {shown} failed: {type(exc).__name__}") from None
 
     with response:
+        if 300 <= response.status_code < 400:
+            location = shorten(redact_url(response.headers.get("Location") or ""), 120) or "no Location"
+            raise ApiRedirected(f"{shown} answered {_status(response)}, a redirect to {location}; redirects are "
+                                "not followed: set API_URL to the address that answers")
         if response.status_code >= 400:
-            raise ApiHttpError(f"{shown} answered HTTP {response.status_code} {response.reason or ''}".rstrip())
+            raise ApiHttpError(f"{shown} answered {_status(response)}")
         try:
-            return read_body(response, max_bytes=max_bytes, deadline=session.deadline)
+            body = read_body(response, max_bytes=max_bytes, deadline=session.deadline)
+            return body, response.headers.get("Content-Type") or "no Content-Type"
         except ResponseTooLarge as exc:
             raise ApiTooLarge(f"{shown} {exc}") from None
         except DeadlineExceeded:
@@ -124,19 +138,25 @@ def _read_body(*, session: BoundedSession, url: str, shown: str, timeout: float,
             raise ApiUnreachable(f"reading the answer of {shown} failed or timed out after {timeout:g} s") from None
 
 
+def _status(response: requests.Response) -> str:
+    # The reason phrase is the server's own text: short, and redacted.
+    return f"HTTP {response.status_code} {redact(shorten(response.reason or '', 60))}".rstrip()
+
+
 def _attempts(session: requests.Session) -> int:
     retry = session.get_adapter("http://").max_retries
     return (retry.status or 0) + 1
 
 
-def _parse(*, body: bytes, shown: str) -> list[Any]:
+def _parse(*, body: bytes, shown: str, content_type: str = "") -> list[Any]:
     try:
         answer = json.loads(body)
     except RecursionError:
         raise ApiBadAnswer(f"{shown} answered JSON nested too deeply to read (over {sys.getrecursionlimit()} levels)") from None
     except (ValueError, UnicodeDecodeError):
-        start = body[:40].decode("utf-8", "replace").strip()
-        raise ApiBadAnswer(f"{shown} did not answer JSON (it starts with {start!r})") from None
+        # What it is, never what it says: the body may echo anything.
+        kind = shown_value(content_type, 60)
+        raise ApiBadAnswer(f"{shown} did not answer JSON (Content-Type {kind}, {len(body)} bytes)") from None
     if not isinstance(answer, dict) or "data" not in answer:
         raise ApiBadAnswer(f'{shown} answered {type(answer).__name__} JSON; expected an object {{"data": [...]}}')
     if not isinstance(answer["data"], list):

@@ -23,6 +23,8 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 
 import requests
@@ -98,6 +100,7 @@ class Deadline:
     """One deadline for one outbound call. When it passes, every socket the
     call holds is shut down, which ends any blocking connect, TLS handshake,
     header or body read; connections opened after it raise DeadlineExceeded.
+    Name resolution counts too (``_resolve_within``).
 
     A socket is watched until ``release(owner)`` (a pooled connection going
     back to its pool) or ``close()`` (the end of the call)."""
@@ -163,6 +166,30 @@ class Deadline:
 
 _WATCHDOG = _Watchdog()
 
+# getaddrinfo cannot be interrupted and takes no timeout: it runs on a thread
+# of its own while the caller waits no longer than its call may. A lookup that
+# outlives its caller finishes there on its own, its answer unused; the thread
+# is a daemon, so a hung resolver never holds up the process's exit, and one
+# hung lookup never queues another behind it.
+def _resolve_within(connection: HTTPConnection, deadline: Deadline, timeout: float | None, **policy) -> list:
+    """``addresses.checked_addresses`` for the connection's host, given no more
+    than the deadline's remaining time (and the connect timeout, if shorter)."""
+    wait = deadline.remaining() if timeout is None else min(timeout, deadline.remaining())
+    future: Future = Future()
+
+    def lookup() -> None:
+        try:
+            future.set_result(addresses.checked_addresses(connection._dns_host, connection.port, **policy))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+    threading.Thread(target=lookup, name="http-resolve", daemon=True).start()
+    try:
+        return future.result(timeout=wait)
+    except FutureTimeout:
+        deadline.check()
+        raise ConnectTimeoutError(connection, f"resolving {connection.host} timed out after {wait:g} s") from None
+
 
 class Destination:
     """Where a session may connect: the address policy and, for a session of
@@ -176,11 +203,9 @@ class Destination:
 
     def connect(self, connection: HTTPConnection, deadline: Deadline) -> socket.socket:
         deadline.check()
-        answers = addresses.checked_addresses(
-            connection._dns_host, connection.port, allow_private=not self.public_only,
-            allowed_networks=self.allowed_networks,
-        )
         timeout = connection.timeout if isinstance(connection.timeout, (int, float)) else None
+        answers = _resolve_within(connection, deadline, timeout, allow_private=not self.public_only,
+                                  allowed_networks=self.allowed_networks)
         last_error: OSError | None = None
         for family, sockaddr in answers:
             sock = socket.socket(family, socket.SOCK_STREAM)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.actor import on_behalf
 from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
-from scanner_project.redaction import shorten
+from scanner_project.redaction import redact, shorten
 
 from .api_client import SyncError, fetch_entries
 from .models import Schedule, validate_scan_settings
@@ -91,7 +91,7 @@ def sync_schedules_from_api(
         )
     except SyncError as exc:
         SYNC_FAILURES.inc()
-        logger.warning("API sync failed: %s", exc)
+        logger.warning("API sync failed: %s", redact(str(exc)))
         raise
     return import_entries(entries=entries, dry_run=dry_run, disable_missing=disable_missing, force=force)
 
@@ -265,11 +265,11 @@ def _write(*, plan: _Plan) -> None:
             transaction.on_commit(lambda: publish_schedule_changes(ids))
     except IntegrityError as exc:
         if "domain_config_id" not in str(exc):
-            raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
+            raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {redact(shorten(str(exc)))})") from None
         # Another writer created one of these domain_config_ids meanwhile.
         raise SyncConflict(f"a schedule was created during the import; nothing written ({type(exc).__name__})") from None
     except DatabaseError as exc:
-        raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {shorten(str(exc))})") from None
+        raise SyncError(f"the database refused the import; nothing written ({type(exc).__name__}: {redact(shorten(str(exc)))})") from None
 
 
 def _count(result: dict[str, Any]) -> None:
@@ -308,7 +308,7 @@ def run_periodic_sync(*, instance_id: str, enabled: bool | None = None,
     try:
         return sync_schedules_from_api()
     except SyncError as exc:
-        return {"error": str(exc)}
+        return {"error": redact(str(exc))}  # goes on into the sync alert's text
     except Exception as exc:  # noqa: BLE001
         logger.exception("API sync failed unexpectedly")
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"error": redact(shorten(f"{type(exc).__name__}: {exc}", 500))}

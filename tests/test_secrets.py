@@ -46,7 +46,7 @@ def test_a_debug_error_page_shows_no_secret_setting_and_no_token_held_by_the_fai
     settings.API_TOKEN, settings.SCAN_API_TOKEN = API_TOKEN, SCAN_TOKEN
     settings.DATABASE_URL = f"postgresql://scheduler:{DB_PASSWORD}@db.internal:5432/scheduler"
 
-    def broken_parse(*, body, shown):
+    def broken_parse(*, body, shown, **_):
         raise RuntimeError("the parser broke")
 
     monkeypatch.setattr(api_client, "_parse", broken_parse)

@@ -54,7 +54,7 @@ FAILURES = [
                  "kept answering with a server error (5xx) after 3 attempts", id="500-forever"),
     pytest.param(lambda s: s.url("/nowhere"), api_client.ApiHttpError, "answered HTTP 404 Not Found", id="404"),
     pytest.param(lambda s: s.serve("/html", lambda h, _: send(h, 200, b"<!doctype html><p>login</p>", "text/html")),
-                 api_client.ApiBadAnswer, "did not answer JSON (it starts with '<!doctype html>", id="html"),
+                 api_client.ApiBadAnswer, "did not answer JSON (Content-Type 'text/html', 27 bytes)", id="html"),
     pytest.param(lambda s: s.serve_json("/list", [EXAMPLE["data"][0]]), api_client.ApiBadAnswer,
                  "answered list JSON; expected an object", id="json-list"),
     pytest.param(lambda s: s.serve_json("/dict", {"data": {}}), api_client.ApiBadAnswer,

@@ -17,7 +17,7 @@ from scanner_project import metrics
 
 from ..jobs import JobSpec
 from ..scans.request import ScanRequest
-from ..scans.retries import run_with_retries
+from ..scans.retries import error_message, run_with_retries
 from .context import RunContext, RunningScan, log_extra
 from .finish import finish
 from .lock import take_lock
@@ -102,9 +102,10 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
         else:
             status = ExecutionStatus.FAILED
             finish(ctx, spec, execution_id, status, started_at, metadata=metadata,
-                    error_message=f"{type(outcome.error).__name__}: {outcome.error}",
+                    error_message=error_message(outcome.error),
                     error_details=outcome.error_details)
-            logger.warning("Finished %s for %s: failed: %s", spec.job_id, spec.domain, outcome.error, **extra)
+            logger.warning("Finished %s for %s: failed: %s", spec.job_id, spec.domain, error_message(outcome.error),
+                           **extra)
     finally:
         with ctx.running_mutex:
             ctx.running.pop(execution_id, None)

@@ -1,5 +1,7 @@
 """Retries: one execution is up to 1 + maxRetries attempts of its runner, with backoff.
 Whole scans are retried here; HTTP-level retries stay with urllib3's Retry.
+Every error text recorded here (attempts, message, traceback) is redacted
+(scanner_project.redaction): a runner's exception may name SCAN_API_URL.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
+
+from scanner_project.redaction import redact, redact_data
 
 from ..http import DeadlineExceeded, ResponseTooLarge
 from .request import Runner, ScanRefused, ScanRequest, ScanResult, as_result
@@ -35,18 +39,25 @@ def run_with_retries(
         try:
             result = as_result(runner(replace(request, attempt=attempt)))
         except FINAL_ERRORS as exc:
-            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
-                             "seconds": round(time.monotonic() - started, 3)})
+            attempts.append(_failed_attempt(attempt, exc, started))
             return _failed(attempts, exc)
         except Exception as exc:  # noqa: BLE001 - any runner failure is recorded
-            attempts.append({"attempt": attempt, "error": f"{type(exc).__name__}: {exc}",
-                             "seconds": round(time.monotonic() - started, 3)})
+            attempts.append(_failed_attempt(attempt, exc, started))
             if attempt > max_retries or stop.wait(backoff * 2 ** (attempt - 1)):
                 return _failed(attempts, exc)
             continue
         attempts.append({"attempt": attempt, "ok": True, "seconds": round(time.monotonic() - started, 3)})
         return Outcome(result=result, attempts=attempts)
     raise AssertionError("unreachable")
+
+
+def error_message(exc: BaseException) -> str:
+    """``Type: message`` of a runner's exception, as stored and shown: redacted."""
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
+def _failed_attempt(attempt: int, exc: BaseException, started: float) -> dict:
+    return {"attempt": attempt, "error": error_message(exc), "seconds": round(time.monotonic() - started, 3)}
 
 
 def _failed(attempts: list[dict], exc: BaseException) -> Outcome:
@@ -56,4 +67,4 @@ def _failed(attempts: list[dict], exc: BaseException) -> Outcome:
         "traceback": "".join(traceback.format_exception(exc)),
         "attempts": len(attempts),
     }
-    return Outcome(result=None, attempts=attempts, error=exc, error_details=details)
+    return Outcome(result=None, attempts=attempts, error=exc, error_details=redact_data(details))

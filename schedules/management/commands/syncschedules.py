@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
+from scanner_project.redaction import redact
 from schedules.api_client import redact_url
 from schedules.sync import SyncError, sync_schedules_from_api
 
@@ -51,7 +52,7 @@ class Command(BaseCommand):
             )
         except SyncError as exc:
             source = "--url" if options["url"] else "API_URL"
-            raise CommandError(f"API sync failed ({source}): {exc}", returncode=EXIT_API_UNREADABLE) from None
+            raise CommandError(f"API sync failed ({source}): {redact(str(exc))}", returncode=EXIT_API_UNREADABLE) from None
         prefix = "dry run, nothing written: would have " if result["dry_run"] else ""
         self.stdout.write(
             f"{prefix}created {result['created']}, updated {result['updated']}, skipped {result['skipped']}, "
