@@ -70,6 +70,11 @@ class Verdict:
     unexplained: list = field(default_factory=list)  # (schedule, slot, status, "instance: reason")
     duplicates: list = field(default_factory=list)  # (schedule, slot, rows, runs)
     runs_without_claim: list = field(default_factory=list)
+    # Run once by its first delivery (an instance stalled past its heartbeat,
+    # then finished the scan); the row was delivered again meanwhile and that
+    # delivery was skipped for an overlap, so the row says skipped. The slot ran
+    # exactly once; the recorded status is the second delivery's.
+    redelivered_skips: list = field(default_factory=list)
     unexplained_abandoned: int = 0
     left_running: int = 0
     exit_codes: dict = field(default_factory=dict)
@@ -109,11 +114,14 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
     spans: dict[str, list] = {}  # schedule -> (started, completed) of every run
     checked_at: dict[tuple, datetime] = {}  # when a skip was decided
     decided_at: dict[tuple, datetime] = {}  # when a miss was recorded
-    for sid, slot, status, instance, message, began, done in JobExecution.objects.values_list(
-            "schedule_id", "scheduled_for", "status", "instance_id", "error_message", "started_at", "completed_at"):
+    deliveries: dict[tuple, int] = {}
+    for sid, slot, status, instance, message, began, done, taken in JobExecution.objects.values_list(
+            "schedule_id", "scheduled_for", "status", "instance_id", "error_message", "started_at", "completed_at",
+            "deliveries"):
         if slot is not None:
             rows.setdefault((str(sid), slot), []).append(status)
             reasons[(str(sid), slot)] = f"{instance}: {message}"
+            deliveries[(str(sid), slot)] = taken
         if status in (*RUN, ExecutionStatus.ABANDONED, ExecutionStatus.INTERRUPTED):
             spans.setdefault(str(sid), []).append((began, done))
         elif status == ExecutionStatus.SKIPPED:
@@ -134,8 +142,14 @@ def evaluate(*, schedules, start: datetime, end: datetime, runs: list[tuple[str,
             outcomes.append((slot, status))
             if len(statuses) > 1 or ran > 1:
                 verdict.duplicates.append((schedule.domain, slot.isoformat(), statuses, ran))
+            if (ran == 1 and status == ExecutionStatus.SKIPPED and deliveries.get((sid, slot), 0) > 1
+                    and any(f.kind in ("kill", "pause") for f in faults)):
+                verdict.redelivered_skips.append((schedule.domain, slot.isoformat(), reasons.get((sid, slot))))
+                verdict.run += 1
+                continue
             if ran and status not in (*RUN, ExecutionStatus.ABANDONED, "duplicate"):
-                verdict.runs_without_claim.append((schedule.domain, slot.isoformat(), status, ran))
+                verdict.runs_without_claim.append((schedule.domain, slot.isoformat(), status, ran,
+                                                   deliveries.get((sid, slot)), reasons.get((sid, slot))))
             if status in RUN:
                 verdict.run += 1
             elif status == ExecutionStatus.ABANDONED:
@@ -227,7 +241,8 @@ def summary(verdict: Verdict, *, start: datetime, end: datetime) -> str:
         f"{v.overlap_skips}, coalesced (next slot already due) {v.coalesced} (limit 1% of expected: "
         f"{'exceeded' if v.policy_outcomes_too_many else 'ok'}); abandoned outside any fault window: "
         f"{v.unexplained_abandoned}; "
-        f"runs without a claim: {len(v.runs_without_claim)}; left running: {v.left_running}",
+        f"runs without a claim: {len(v.runs_without_claim)}; run by a first delivery whose redelivery was skipped: "
+        f"{len(v.redelivered_skips)}; left running: {v.left_running}",
         "exit codes on SIGTERM: " + ", ".join(f"{k}={c}" for k, c in v.exit_codes.items()),
         "",
         "| fault | at | lasted | slots until next fault | abandoned | not run | recovered (after it ended) | settled after |",
