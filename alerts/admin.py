@@ -11,8 +11,8 @@ from django.utils.html import format_html, format_html_join
 from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from scanner_project.admin_readonly import ReadOnlyAdmin
 
-from .channels import rotate_secret
-from .models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertRule
+from alerts.channels import rotate_secret
+from alerts.models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertRule
 
 
 @admin.register(AlertChannel)

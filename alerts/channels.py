@@ -1,6 +1,6 @@
 """Sending one message to one channel: email through Django's email backend,
 webhooks as signed JSON (with a Slack-compatible ``text``) through the
-project's bounded, public-only HTTP session (schedules.http; urllib3 Retry
+project's bounded, public-only HTTP session (scanner_project.outbound.http; urllib3 Retry
 for quick retries within one attempt). See alerts.webhooks for the rules."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
 from scanner_project.redaction import redact_userinfo, shorten, shown
-from schedules.http import build_session
+from scanner_project.outbound.http import build_session
 
-from .models import AlertChannel, ChannelSecret
-from .webhooks import (
+from alerts.models import AlertChannel, ChannelSecret
+from alerts.webhooks import (
     InvalidTarget,
     WebhookAnswered,
     allowed_networks,

@@ -15,8 +15,8 @@ from history import scan_changes
 from history.models import ExecutionStatus, JobExecution
 from schedules.models import Schedule, SchedulerInstance
 
-from .models import AlertKind, AlertState, ScheduleAlertRule
-from .transitions import claim, ensure_states, firing_subjects
+from alerts.models import AlertKind, AlertState, ScheduleAlertRule
+from alerts.transitions import claim, ensure_states, firing_subjects
 
 SCHEDULER = "scheduler"
 API_SYNC = "api-sync"
@@ -140,7 +140,7 @@ def check_scheduler_liveness(*, threshold_seconds: float | None = None, instance
 # --- API sync failing -----------------------------------------------------------
 def note_sync_result(result: dict | None, *, instance_id: str = "") -> None:
     """Count the periodic API sync's failures in a row (result from
-    schedules.sync.run_periodic_sync; None when another instance had the turn)."""
+    schedules.importer.apply.run_periodic_sync; None when another instance had the turn)."""
     if result is None:
         return
     ensure_states(kind=AlertKind.SYNC_FAILING, subjects=[API_SYNC])

@@ -35,8 +35,8 @@ from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Now
 
-from .channels import describe, send, send_bound_seconds
-from .models import AlertChannel, Delivery, DeliveryStatus
+from alerts.channels import describe, send, send_bound_seconds
+from alerts.models import AlertChannel, Delivery, DeliveryStatus
 
 logger = logging.getLogger("alerts")
 

@@ -11,9 +11,9 @@ from datetime import timedelta
 
 from django.db import close_old_connections
 
-from . import checks
-from .channels import environment_channels, register_environment_channels
-from .delivery import dispatch_all
+from alerts import checks
+from alerts.channels import environment_channels, register_environment_channels
+from alerts.delivery import dispatch_all
 
 logger = logging.getLogger("alerts")
 

@@ -19,7 +19,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 from django.db.models.functions import Now
 
-from .webhooks import display_target, new_secret, validate_webhook_target
+from alerts.webhooks import display_target, new_secret, validate_webhook_target
 from audit.tracked import AuditedModel
 
 

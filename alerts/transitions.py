@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from .models import Alert, AlertChannel, AlertEvent, AlertState, Delivery
+from alerts.models import Alert, AlertChannel, AlertEvent, AlertState, Delivery
 
 logger = logging.getLogger("alerts")
 

@@ -5,7 +5,7 @@ A target is checked twice. When it is saved (admin, the Python API through
 ``full_clean``, ALERT_WEBHOOK_URLS at start-up): http or https, a host, no
 user info, one reading of the host. When it is sent to: every address its
 host resolves to must be public or in ALERT_ALLOWED_NETWORKS
-(schedules.http's public-only session, the probe's rules).
+(scanner_project.outbound.http's public-only session, the probe's rules).
 
 Deliveries are signed in the Standard Webhooks format: headers
 ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``
@@ -28,8 +28,8 @@ from django.core.exceptions import ValidationError
 from requests.exceptions import RequestException, RetryError
 
 from scanner_project.redaction import shown
-from schedules.addresses import AddressRefused, refuse_ambiguous_url
-from schedules.http import DeadlineExceeded
+from scanner_project.outbound.addresses import AddressRefused, refuse_ambiguous_url
+from scanner_project.outbound.http import DeadlineExceeded
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -61,7 +61,7 @@ class WebhookAnswered(Exception):
 def target_problem(value: str) -> str | None:
     """Why ``value`` may not be a webhook target, or None: it must be an
     http(s) URL with a host and without user info, whose host every parser
-    reads alike (schedules.addresses.refuse_ambiguous_url)."""
+    reads alike (scanner_project.outbound.addresses.refuse_ambiguous_url)."""
     try:
         parts = urlsplit(value)
         host, _port = parts.hostname, parts.port  # .port raises ValueError when out of range or not a number

@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 from dataclasses import dataclass
 
-from .models import ActorKind
+from audit.models import ActorKind
 
 
 @dataclass(frozen=True)

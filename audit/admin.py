@@ -14,8 +14,8 @@ from django.utils.html import format_html, format_html_join
 from scanner_project.admin_readonly import ReadOnlyAdmin
 from scanner_project.admin_sections import page_section
 
-from .actor import acting_as
-from .models import ActorKind, AuditEntry
+from audit.actor import acting_as
+from audit.models import ActorKind, AuditEntry
 
 SHOWN_ON_PAGE = 20
 

@@ -11,6 +11,6 @@ class AuditConfig(AppConfig):
         # the hook keeps schedules from importing audit.
         from schedules.runtime.housekeeping import register_chore
 
-        from .pruning import chore
+        from audit.pruning import chore
 
         register_chore(chore)

@@ -79,7 +79,7 @@ def lock():
 
     A missing head (a flushed database) starts a new chain at GENESIS: if
     entries remain, the verifier then names the first entry written after."""
-    from .models import AuditChainHead
+    from audit.models import AuditChainHead
 
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("the audit chain is locked inside a transaction only")

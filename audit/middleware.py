@@ -1,5 +1,5 @@
-from .actor import acting_as
-from .models import ActorKind
+from audit.actor import acting_as
+from audit.models import ActorKind
 
 
 class AuditActorMiddleware:

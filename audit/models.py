@@ -15,7 +15,7 @@ one or in bulk, is chained (audit.chain), and ``verifyaudit`` checks the chain.
 from django.db import models
 from django.db.models.functions import Now
 
-from . import chain
+from audit import chain
 
 
 class ActorKind(models.TextChoices):

@@ -24,10 +24,10 @@ from django.utils import timezone
 
 from scanner_project.daily import once_a_day
 
-from . import chain
-from .actor import acting_as
-from .models import ActorKind, AuditAction, AuditEntry
-from .recording import record
+from audit import chain
+from audit.actor import acting_as
+from audit.models import ActorKind, AuditAction, AuditEntry
+from audit.recording import record
 
 logger = logging.getLogger(__name__)
 

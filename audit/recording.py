@@ -26,9 +26,9 @@ from django.db import transaction
 
 from scanner_project.redaction import redact_userinfo
 
-from . import chain
-from .actor import current
-from .models import AuditAction, AuditEntry
+from audit import chain
+from audit.actor import current
+from audit.models import AuditAction, AuditEntry
 
 NOT_AUDITED = frozenset({"next_run", "last_run", "last_status", "updated_at", "created_at"})
 SECRET_NAME = re.compile(r"secret|token|password|passwd|api[_-]?key|signing", re.IGNORECASE)

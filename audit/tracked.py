@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db import models, transaction
 from django.db.models import Q
 
-from . import recording
+from audit import recording
 
 _KEYS_PER_QUERY = 500
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import chain
-from .models import AuditAction, AuditChainHead, AuditEntry
-from .pruning import through_hash
+from audit import chain
+from audit.models import AuditAction, AuditChainHead, AuditEntry
+from audit.pruning import through_hash
 
 
 @dataclass(frozen=True)

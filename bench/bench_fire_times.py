@@ -52,14 +52,14 @@ def main() -> None:
     parser.add_argument("--schedules", type=int, default=100000)
     parser.add_argument("--distinct", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--code", default=str(ROOT), help="checkout whose schedules/triggers.py is measured")
+    parser.add_argument("--code", default=str(ROOT), help="checkout whose schedules/timing/triggers.py is measured")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.stats import summary
 
     sys.path.insert(0, args.code)
     sys.modules.pop("schedules", None)
-    triggers = importlib.import_module("schedules.triggers")
+    triggers = importlib.import_module("schedules.timing.triggers")
     print(f"code: {Path(triggers.__file__).resolve()}")
     for scenario, count in ((shared, args.schedules), (distinct, args.distinct)):
         for label, now in INSTANTS.items():

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from history.models import ExecutionStatus, JobExecution
-from schedules.triggers import next_fire_times
+from schedules.timing.triggers import next_fire_times
 
 RUN = (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED)
 NOT_RUN = (ExecutionStatus.MISSED, ExecutionStatus.SKIPPED, ExecutionStatus.INTERRUPTED, "absent")

@@ -7,11 +7,11 @@ from django.utils.html import format_html, format_html_join
 
 from scanner_project.redaction import redact
 
-from . import admin_scan
-from .admin_filters import DomainFilter, InstanceFilter
-from .models import ExecutionStatus, JobExecution
-from .pagination import EstimatedCountPaginator
-from .wording import lateness
+from history import admin_scan
+from history.admin_filters import DomainFilter, InstanceFilter
+from history.models import ExecutionStatus, JobExecution
+from history.pagination import EstimatedCountPaginator
+from history.wording import lateness
 
 STATUS_COLOURS = {
     "success": "#1a7f37",

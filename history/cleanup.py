@@ -19,7 +19,7 @@ from django.utils import timezone
 from scanner_project.daily import once_a_day
 from scanner_project.metrics import HISTORY_CLEANUP_DELETED
 
-from .models import ExecutionStatus, JobExecution
+from history.models import ExecutionStatus, JobExecution
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from . import cleanup, statistics
-from .models import JobExecution
+from history import cleanup, statistics
+from history.models import JobExecution
 
 
 class JobHistory:

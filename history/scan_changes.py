@@ -32,7 +32,7 @@ from typing import Any, Iterable
 
 from django.db.models import Subquery
 
-from .models import ExecutionStatus, JobExecution
+from history.models import ExecutionStatus, JobExecution
 
 BEFORE_CONSENT = "before_consent"
 AFTER_CONSENT = "after_consent"

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from scanner_project.redaction import redact, redact_data
 
-from . import scan_changes
-from .models import ExecutionStatus, ExecutionTrigger, JobExecution
+from history import scan_changes
+from history.models import ExecutionStatus, ExecutionTrigger, JobExecution
 
 _INSERT_COLUMNS = (
     "execution_id", "schedule_id", "job_id", "domain", "domain_config_id", "status", "trigger", "scheduled_for",

@@ -20,7 +20,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Ma
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
-from .models import FINISHED_STATUSES, ExecutionStatus, ExecutionTrigger, JobExecution
+from history.models import FINISHED_STATUSES, ExecutionStatus, ExecutionTrigger, JobExecution
 
 SUCCESS = Q(status=ExecutionStatus.SUCCESS)
 FAILED = Q(status=ExecutionStatus.FAILED)

@@ -12,8 +12,8 @@ from django.utils.html import format_html, format_html_join
 from scanner_project.admin_forms import action_with_form
 from scanner_project.admin_sections import page_section
 
-from .models import SchedulePause
-from .services import pause_schedules, resume_schedules
+from pauses.models import SchedulePause
+from pauses.services import pause_schedules, resume_schedules
 
 
 class PauseForm(forms.Form):

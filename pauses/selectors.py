@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from .models import SchedulePause
+from pauses.models import SchedulePause
 
 # A pause holds a slot when it began by then, was not resumed by hand by then
 # and had not reached its own resume time. One plain statement: it runs for

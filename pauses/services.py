@@ -16,7 +16,7 @@ from audit.models import ActorKind, AuditAction
 from schedules.models import Schedule, ScheduleChange
 from schedules.notify import publish_schedule_changes
 
-from .models import SchedulePause
+from pauses.models import SchedulePause
 
 AUTOMATIC = "automatic"
 

@@ -13,8 +13,8 @@ from scanner_project.admin_forms import action_with_form
 from scanner_project.admin_readonly import ReadOnlyAdmin
 from schedules.instances import live_instances
 
-from .models import SlotRerun
-from .services import queue_missed_slots
+from reruns.models import SlotRerun
+from reruns.services import queue_missed_slots
 
 DEFAULT_DAYS = 7
 

@@ -14,7 +14,7 @@ from history.models import ExecutionStatus, ExecutionTrigger, JobExecution
 from history.services import queue_manual_run
 from schedules.models import Schedule
 
-from .models import SlotRerun
+from reruns.models import SlotRerun
 
 ACTIVE = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
 

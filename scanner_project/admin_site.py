@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 
-from .redaction import shown
+from scanner_project.redaction import shown
 
 SEARCH_MAX_CHARS = 200
 

@@ -17,8 +17,8 @@ from typing import Any, Callable
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from .redaction import shorten, shown, userinfo_in
-from .timezones import is_zone_name
+from scanner_project.redaction import shorten, shown, userinfo_in
+from scanner_project.timezones import is_zone_name
 
 env = environ.Env()
 

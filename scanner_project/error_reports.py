@@ -14,7 +14,7 @@ import re
 
 from django.views.debug import SafeExceptionReporterFilter
 
-from .redaction import redact_userinfo
+from scanner_project.redaction import redact_userinfo
 
 _FRAME_SECRETS = re.compile(r"token|auth|headers|password|secret", flags=re.I)
 

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from . import metrics  # registers the service's metrics
+from scanner_project import metrics  # registers the service's metrics
 
 
 @never_cache

@@ -7,7 +7,7 @@ production setup. Every variable of the original design keeps its meaning.
 
 from pathlib import Path
 
-from .env import (
+from scanner_project.env import (
     env_bool,
     env_choice,
     env_database,
@@ -141,7 +141,7 @@ JOB_MAX_INSTANCES = env_int("JOB_MAX_INSTANCES", 1, minimum=1)
 JOB_COALESCE = env_bool("JOB_COALESCE", True)
 JOB_MISFIRE_GRACE_TIME = env_int("JOB_MISFIRE_GRACE_TIME", 300, minimum=1)
 # Schedules without their own spread_minutes run this many seconds at most
-# after their slot, at a stable offset per schedule (schedules/spread.py).
+# after their slot, at a stable offset per schedule (schedules/timing/spread.py).
 DEFAULT_SPREAD_SECONDS = env_int("DEFAULT_SPREAD_SECONDS", 0, minimum=0, maximum=24 * 3600)
 # An interval schedule shorter than this is refused when saved or imported:
 # each slot is a history row. Tests and demos that need faster slots lower it.

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import path
 
-from schedules.dashboard import dashboard_view
+from schedules.admin.dashboard import dashboard_view
 
-from .health import healthz
-from .metrics_view import metrics_view
+from scanner_project.health import healthz
+from scanner_project.metrics_view import metrics_view
 
 # The app sidebar takes a quarter of a 1,280 px screen from every list; the
 # breadcrumbs and the index page lead to the same places.

@@ -6,4 +6,4 @@ class SchedulesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the change notices)
+        from schedules import signals  # noqa: F401  (connects the change notices)

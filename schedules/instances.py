@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .models import SchedulerInstance
+from schedules.models import SchedulerInstance
 
 # Small deployments (and the tests) can read an instance's loaded jobs from its
 # record; past this many it reports counts only.

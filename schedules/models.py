@@ -13,11 +13,11 @@ from audit import recording as audit
 
 from scanner_project.redaction import shown
 
-from .json_limits import json_problem
-from .spread import MAX_SPREAD_MINUTES, spread, spread_offset
-from .triggers import (FREQUENCIES, TimeConfigError, build_trigger, check_interval_minimum, check_once_not_past, describe,
+from schedules.json_limits import json_problem
+from schedules.timing.spread import MAX_SPREAD_MINUTES, spread, spread_offset
+from schedules.timing.triggers import (FREQUENCIES, TimeConfigError, build_trigger, check_interval_minimum, check_once_not_past, describe,
                        next_fire_times)
-from .validators import normalize_domain, validate_domain, validate_domain_config_id
+from schedules.validators import normalize_domain, validate_domain, validate_domain_config_id
 
 
 def _default_timezone() -> str:

@@ -2,7 +2,7 @@
 
 Sent after the transaction commits (a rolled-back edit sends nothing). A lost
 notice costs latency, not correctness: schedulers also poll the
-change log and run a full diff (schedules.live).
+change log and run a full diff (schedules.runtime.feed).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A thin facade over :mod:`schedules.services` and :mod:`schedules.selectors`.
 """
 
-from . import selectors, services
+from schedules import selectors, services
 
 
 class ScheduleRepository:

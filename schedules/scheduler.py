@@ -9,7 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from .runtime import SchedulerService
+from schedules.runtime import SchedulerService
 
 
 class EnhancedScheduler:
@@ -53,7 +53,7 @@ class EnhancedScheduler:
             self._loop.join()
 
     def sync_schedules_from_api(self) -> dict:
-        from .sync import sync_schedules_from_api
+        from schedules.importer.apply import sync_schedules_from_api
 
         return sync_schedules_from_api()
 

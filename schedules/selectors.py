@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from .models import Schedule
+from schedules.models import Schedule
 
 
 def get_schedules_by_domain(*, domain: str) -> QuerySet[Schedule]:

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import Schedule
+from schedules.models import Schedule
 
 UPDATABLE_FIELDS = frozenset(
     {"domain_config_id", "domain", "profile", "profile_id", "frequency", "time_config", "timezone",

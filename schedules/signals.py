@@ -3,8 +3,8 @@
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from .models import ScanProfile, Schedule
-from .notify import publish_schedule_changes
+from schedules.models import ScanProfile, Schedule
+from schedules.notify import publish_schedule_changes
 
 
 @receiver(post_save, sender=Schedule, dispatch_uid="schedule-saved")

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .api_server import send
+from tests.api_server import send
 
 
 class _Server(ThreadingHTTPServer):

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from history.models import JobExecution
 from history.wording import duration_in_words, lateness
-from schedules.triggers import describe
+from schedules.timing.triggers import describe
 
-from .cluster import ROOT
-from .test_admin import _form
+from tests.cluster import ROOT
+from tests.test_admin import _form
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
 from schedules.models import SchedulerInstance
 
-from .smtp_server import SmtpServer
-from .webhook_server import WebhookReceiver
+from tests.smtp_server import SmtpServer
+from tests.webhook_server import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
 

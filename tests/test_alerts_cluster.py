@@ -13,10 +13,10 @@ from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
 from schedules.models import Schedule
 
-from .cluster import Cluster
-from .smtp_server import SmtpServer
-from .waiting import wait_until
-from .webhook_server import WebhookReceiver
+from tests.cluster import Cluster
+from tests.smtp_server import SmtpServer
+from tests.waiting import wait_until
+from tests.webhook_server import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

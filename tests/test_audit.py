@@ -10,10 +10,10 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from pauses.services import pause_schedules
 from schedules.models import ScanProfile, Schedule
-from schedules.sync import import_entries
+from schedules.importer.apply import import_entries
 
-from .api_server import entry
-from .test_admin import _form
+from tests.api_server import entry
+from tests.test_admin import _form
 
 pytestmark = pytest.mark.django_db
 

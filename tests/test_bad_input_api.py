@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from schedules import services
 from schedules.repository import get_schedule_repository
-from schedules.sync import SyncError, sync_schedules_from_api
+from schedules.importer.apply import SyncError, sync_schedules_from_api
 from tests.api_server import closed_port_url, entry, huge_with_length, send
 from tests import cluster
 from tests.stored_rows import snapshot

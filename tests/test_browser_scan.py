@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from schedules.http import DeadlineExceeded
+from scanner_project.outbound.http import DeadlineExceeded
 from schedules.scans.browser import BrowserConfig, BrowserScanner
 from schedules.scans.request import ScanRefused, ScanRequest
 from schedules.scans.retries import run_with_retries
@@ -165,7 +165,7 @@ def test_a_redirect_to_a_forbidden_address_refuses_the_scan(site):
 
 
 def test_a_name_is_resolved_by_the_gateway_once_and_checked(site, monkeypatch):
-    from schedules import addresses
+    from scanner_project.outbound import addresses
 
     answers = {"shop.test": [("127.0.0.1",)], "mixed.test": [("127.0.0.1",), ("127.0.0.2",)]}
     resolved = []

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from schedules.runtime.finish import update_schedule_columns
-from schedules.live import ChangeFeed
+from schedules.runtime.feed import ChangeFeed
 from schedules.models import ScanProfile, Schedule, ScheduleChange
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from schedules import services
-from schedules.sync import import_entries
-from schedules.triggers import TimeConfigError, build_trigger, next_fire_times
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import TimeConfigError, build_trigger, next_fire_times
 from tests.api_server import entry
 from tests.stored_rows import snapshot
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from schedules.dashboard import dashboard_context
+from schedules.admin.dashboard import dashboard_context
 from schedules.instances import live_instances
 from schedules.models import SchedulerInstance
 from tests.history_factories import make_execution

@@ -16,7 +16,7 @@ from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import OutageLog, RunContext
 from schedules.runtime.run import run_taken
-from schedules.jobs import load_spec
+from schedules.runtime.specs import load_spec
 from schedules.runtime.lock import RedisScheduleLocks, lock_key
 from schedules.scans.request import ScanResult
 
@@ -243,7 +243,7 @@ def test_the_clock_skew_to_the_database_is_measured():
 
 
 def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, caplog):
-    from schedules.jobs import iter_specs
+    from schedules.runtime.specs import iter_specs
     from schedules.models import Schedule
 
     good, bad = make_schedule(), make_schedule()

@@ -11,10 +11,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from schedules.jobs import iter_specs
+from schedules.runtime.specs import iter_specs
 from schedules.models import Schedule
-from schedules.sync import import_entries
-from schedules.triggers import TimeConfigError, build_trigger, next_fire_times, skipped_months_warning
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import TimeConfigError, build_trigger, next_fire_times, skipped_months_warning
 
 UTC = timezone.utc
 

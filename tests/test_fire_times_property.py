@@ -30,7 +30,7 @@ import pytest
 from croniter import CroniterBadDateError, croniter
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from schedules.triggers import TimeConfigError, build_trigger, next_fire_times
+from schedules.timing.triggers import TimeConfigError, build_trigger, next_fire_times
 
 UTC = timezone.utc
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Kolkata",

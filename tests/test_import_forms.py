@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from schedules.models import Schedule
-from schedules.sync import TooManyMissing, import_entries
+from schedules.importer.apply import TooManyMissing, import_entries
 from tests.api_server import entry
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from schedules import api_client
+from schedules.importer import client as api_client
 from schedules.models import Schedule
-from schedules.sync import import_entries, sync_schedules_from_api
+from schedules.importer.apply import import_entries, sync_schedules_from_api
 from tests.api_server import entry, send
 
 pytestmark = pytest.mark.django_db

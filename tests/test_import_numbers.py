@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from schedules.models import Schedule
-from schedules.sync import import_entries
-from schedules.triggers import MAX_INTERVAL_SECONDS
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import MAX_INTERVAL_SECONDS
 from schedules.validators import is_integer
 from tests.api_server import entry
 

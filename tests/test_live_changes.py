@@ -18,7 +18,7 @@ from history.models import JobExecution
 from schedules.models import ScanProfile, Schedule, SchedulerInstance
 from schedules.services import create_schedule, delete_schedule, update_schedule
 
-from .cluster import Cluster
+from tests.cluster import Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scanner_project.health import health_report
-from schedules.dashboard import dashboard_context
+from schedules.admin.dashboard import dashboard_context
 from schedules.instances import live_instances
 from schedules.models import SchedulerInstance
 

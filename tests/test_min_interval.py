@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from schedules import services
 from schedules.models import Schedule
-from schedules.sync import import_entries
-from schedules.triggers import build_trigger
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import build_trigger
 from tests.api_server import entry
 from tests.stored_rows import snapshot
 from tests.test_settings import load

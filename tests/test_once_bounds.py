@@ -15,9 +15,9 @@ from django.apps import apps
 from django.urls import reverse
 
 from schedules.models import Schedule
-from schedules.spread import MAX_SPREAD_MINUTES, spread_offset
-from schedules.sync import import_entries
-from schedules.triggers import ONCE_LATEST, TimeConfigError, build_trigger
+from schedules.timing.spread import MAX_SPREAD_MINUTES, spread_offset
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import ONCE_LATEST, TimeConfigError, build_trigger
 from tests.api_server import entry
 from tests.stored_rows import snapshot
 

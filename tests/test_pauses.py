@@ -15,8 +15,8 @@ from pauses.selectors import paused_reason
 from pauses.services import pause_schedules, resume_schedules
 from schedules.models import Schedule
 
-from .cluster import Cluster, read_runs
-from .waiting import wait_until
+from tests.cluster import Cluster, read_runs
+from tests.waiting import wait_until
 
 NOW = timezone.now().replace(microsecond=0)
 
@@ -117,11 +117,11 @@ def test_the_runtime_asks_about_pauses_only_for_schedules_its_snapshot_names(mak
     from django.test.utils import CaptureQueriesContext
 
     from pauses.selectors import SNAPSHOT_LOOKBACK, pause_snapshot
-    from schedules.jobs import load_spec
+    from schedules.runtime.specs import load_spec
     from schedules.models import ScheduleChange
     from schedules.runtime.run import _skipped_for_pause, see_pauses
 
-    from .test_execution import context, ok_runner
+    from tests.test_execution import context, ok_runner
 
     paused, free = make_schedule(), make_schedule()
     pause_schedules(schedule_ids=[paused.pk], reason="owner asked", paused_by="ops", now=NOW)

@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from schedules import addresses
+from scanner_project.outbound import addresses
 from schedules.scans.probe import probe_runner
 from schedules.scans.request import ScanRefused
 from tests.test_probe_ssrf import PUBLIC, names, private_server, probe, public_server, redirect_to  # noqa: F401

@@ -2,7 +2,7 @@
 
 127.0.0.2 is public only through PROBE_ALLOWED_NETWORKS, and the names
 public.test and rebind.test exist only through a patched resolver
-(schedules.addresses.resolve, the one resolution each connection makes). The
+(scanner_project.outbound.addresses.resolve, the one resolution each connection makes). The
 private server counts every TCP connection it accepts: none may arrive.
 """
 
@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from schedules import addresses
-from schedules.http import DeadlineExceeded
+from scanner_project.outbound import addresses
+from scanner_project.outbound.http import DeadlineExceeded
 from schedules.scans.probe import probe_runner
 from schedules.scans.request import ScanRefused
 from schedules.scans.retries import run_with_retries
@@ -184,7 +184,7 @@ def tls_public_server(tmp_path):
 
 
 def test_https_to_the_pinned_address_keeps_the_name_for_sni_host_and_certificate(tls_public_server, probe, names):
-    from schedules.http import build_session
+    from scanner_project.outbound.http import build_session
 
     tls_public_server.serve("/", with_cookies("tls=1; Path=/"))
     names["public.test"] = [[PUBLIC]]

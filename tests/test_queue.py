@@ -10,9 +10,9 @@ from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.run import run_taken
-from schedules.jobs import load_spec
+from schedules.runtime.specs import load_spec
 
-from .test_execution import SLOT, context, ok_runner
+from tests.test_execution import SLOT, context, ok_runner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,7 +120,7 @@ def test_grace_counts_to_when_the_slot_was_fired_not_to_its_claim(make_schedule)
 
 def test_a_claim_goes_straight_to_a_free_worker_and_queues_when_none_is_free(make_schedule):
     from schedules.runtime.take import QueueTaker
-    from .waiting import wait_until
+    from tests.waiting import wait_until
 
     first, second = (load_spec(make_schedule(frequency="interval", time_config={"hours": 1}).schedule_id)
                      for _ in range(2))
@@ -194,7 +194,7 @@ def test_slots_fired_together_are_claimed_in_one_insert(make_schedule):
 
 
 def test_every_writer_of_next_run_agrees_with_the_model(make_schedule):
-    from schedules.jobs import iter_specs
+    from schedules.runtime.specs import iter_specs
     from schedules.models import Schedule
     from schedules.runtime import startup
     from schedules.runtime.finish import _next_run

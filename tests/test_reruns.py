@@ -16,8 +16,8 @@ from reruns.models import SlotRerun
 from reruns.services import queue_missed_slots
 from schedules.models import Schedule
 
-from .cluster import Cluster, read_runs
-from .waiting import wait_until
+from tests.cluster import Cluster, read_runs
+from tests.waiting import wait_until
 
 NOW = timezone.now().replace(microsecond=0)
 

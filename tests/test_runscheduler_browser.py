@@ -13,10 +13,10 @@ from history.models import ExecutionStatus, JobExecution
 from history.services import queue_manual_run
 from schedules.models import Schedule
 
-from . import cluster as clusters
-from .cluster import ROOT, Cluster
-from .scan_site import ScanSite
-from .waiting import wait_until
+from tests import cluster as clusters
+from tests.cluster import ROOT, Cluster
+from tests.scan_site import ScanSite
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

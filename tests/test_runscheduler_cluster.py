@@ -9,11 +9,11 @@ import pytest
 
 from history.models import JobExecution
 from schedules.models import Schedule
-from schedules.triggers import next_fire_times
+from schedules.timing.triggers import next_fire_times
 
-from .cluster import Cluster, read_runs
-from .services_control import start_redis, stop_redis
-from .waiting import wait_until
+from tests.cluster import Cluster, read_runs
+from tests.services_control import start_redis, stop_redis
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

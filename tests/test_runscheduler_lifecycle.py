@@ -13,9 +13,9 @@ from history.models import JobExecution
 from schedules.runtime.lock import lock_key
 from schedules.models import Schedule, SchedulerInstance
 
-from .cluster import Cluster
-from .services_control import start_postgres, stop_postgres
-from .waiting import wait_until
+from tests.cluster import Cluster
+from tests.services_control import start_postgres, stop_postgres
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 UTC = timezone.utc

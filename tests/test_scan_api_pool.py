@@ -13,8 +13,8 @@ import time
 import pytest
 import requests
 
-from schedules.http import Deadline, DeadlineExceeded
-from schedules.http_pool import PooledSession
+from scanner_project.outbound.http import Deadline, DeadlineExceeded
+from scanner_project.outbound.pool import PooledSession
 from schedules.scans import http_api
 from schedules.scans.http_api import ScanApiRedirected, http_runner
 from tests.api_server import ApiServer, send, sequence, tls_context

@@ -113,7 +113,7 @@ def test_selectors_and_repository(make_schedule):
 def test_profile_settings_are_overlaid_by_the_schedules_own(make_schedule):
     profile = ScanProfile.objects.create(name="deep", max_pages=10, custom_pages=["/a"], accept_selector="#ok")
     schedule = make_schedule(profile=profile, scan_settings={"maxPages": 50, "description": "Example"})
-    from schedules.jobs import load_spec
+    from schedules.runtime.specs import load_spec
 
     settings = load_spec(schedule.schedule_id).scan_settings
     assert settings["maxPages"] == 50

@@ -15,9 +15,9 @@ from django.test import RequestFactory
 from django.views.debug import technical_500_response
 
 from scanner_project import env as env_module
-from schedules import api_client
+from schedules.importer import client as api_client
 from schedules.models import Schedule
-from schedules.sync import import_entries
+from schedules.importer.apply import import_entries
 from tests.api_server import entry
 
 ROOT = Path(__file__).resolve().parent.parent

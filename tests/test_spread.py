@@ -9,10 +9,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from schedules.jobs import load_spec
+from schedules.runtime.specs import load_spec
 from schedules.models import Schedule
-from schedules.spread import spread_offset
-from schedules.sync import import_entries
+from schedules.timing.spread import spread_offset
+from schedules.importer.apply import import_entries
 from tests.api_server import entry
 
 UTC = timezone.utc
@@ -33,7 +33,7 @@ def test_the_offset_is_the_same_in_every_process():
     import sys
 
     ids = [uuid.uuid4() for _ in range(5)]
-    code = ("import sys, uuid; from schedules.spread import spread_offset; "
+    code = ("import sys, uuid; from schedules.timing.spread import spread_offset; "
             "print([spread_offset(uuid.UUID(i), 60) for i in sys.argv[1:]])")
     for seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code, *map(str, ids)], capture_output=True, text=True,
@@ -72,7 +72,7 @@ def test_next_run_and_upcoming_runs_show_the_real_times(make_schedule):
 
 @pytest.mark.django_db
 def test_a_new_spread_reschedules_the_loaded_job(make_schedule):
-    from schedules.jobs import change_for
+    from schedules.runtime.specs import change_for
 
     schedule = make_schedule()
     before = load_spec(schedule.schedule_id)

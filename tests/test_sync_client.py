@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from schedules import api_client
+from schedules.importer import client as api_client
 from schedules.models import Schedule
-from schedules.sync import SyncError, sync_schedules_from_api
+from schedules.importer.apply import SyncError, sync_schedules_from_api
 from tests.api_server import (
     EXAMPLE,
     closed_port_url,

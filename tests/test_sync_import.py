@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from schedules import sync
+from schedules.importer import apply as sync
 from schedules.models import Schedule
-from schedules.sync import sync_schedules_from_api
+from schedules.importer.apply import sync_schedules_from_api
 from tests.api_server import EXAMPLE, entry, many
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 
 from schedules.models import SchedulerInstance
 from schedules.runtime import SchedulerService
-from schedules.sync_loop import PeriodicSyncThread
+from schedules.importer.periodic import PeriodicSyncThread
 from tests.api_server import trickle_headers
 
 
@@ -29,7 +29,7 @@ def test_a_pass_that_raises_does_not_end_the_thread(caplog):
         return {"created": 0}
 
     stop = threading.Event()
-    with caplog.at_level(logging.ERROR, logger="schedules.sync_loop"):
+    with caplog.at_level(logging.ERROR, logger="schedules.importer.periodic"):
         loop = PeriodicSyncThread(instance_id="a", interval=0.01, stop=stop, sync=sync).start()
         try:
             wait_for(lambda: len(calls) >= 3, 5, "the thread stopped after the failed pass")

@@ -7,9 +7,11 @@ import time
 import pytest
 from django.urls import reverse
 
-from schedules import addresses, api_client
-from schedules.http import DeadlineExceeded, build_session
-from schedules.sync import SyncError, run_periodic_sync, sync_schedules_from_api
+from scanner_project.outbound import addresses
+
+from schedules.importer import client as api_client
+from scanner_project.outbound.http import DeadlineExceeded, build_session
+from schedules.importer.apply import SyncError, run_periodic_sync, sync_schedules_from_api
 from tests.api_server import EXAMPLE, ApiServer, send
 
 pytestmark = pytest.mark.django_db

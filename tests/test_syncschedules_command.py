@@ -7,9 +7,9 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from schedules import sync
+from schedules.importer import apply as sync
 from schedules.models import Schedule
-from schedules.sync import PERIODIC_LOCK_KEY, run_periodic_sync
+from schedules.importer.apply import PERIODIC_LOCK_KEY, run_periodic_sync
 from tests.api_server import EXAMPLE, closed_port_url, entry, send
 from tests.conftest import API_TOKEN_FOR_TESTS
 

@@ -9,8 +9,8 @@ from django.urls import reverse
 
 from scanner_project.timezones import zone_names
 from schedules import services
-from schedules.sync import import_entries
-from schedules.triggers import TimeConfigError, build_trigger
+from schedules.importer.apply import import_entries
+from schedules.timing.triggers import TimeConfigError, build_trigger
 from tests.api_server import entry
 from tests.stored_rows import snapshot
 from tests.test_settings import load

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schedules.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, shared_trigger
+from schedules.timing.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, shared_trigger
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)  # a Wednesday

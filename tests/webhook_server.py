@@ -9,7 +9,7 @@ import json
 import threading
 import time
 
-from .api_server import ApiServer, send
+from tests.api_server import ApiServer, send
 
 HOLD_AT_MOST = 20.0  # a held request is answered by then, released or not
 

@@ -1,4 +1,4 @@
-# A once schedule must now run before 9000-01-01 (schedules.triggers.ONCE_LATEST).
+# A once schedule must now run before 9000-01-01 (schedules.timing.triggers.ONCE_LATEST).
 # Rows saved before that bound can never run, and a next_run near the year 9999
 # made the schedule list, its page and the dashboard fail in zones east of UTC:
 # their next_run is cleared (their page then says why the time is invalid).

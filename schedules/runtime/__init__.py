@@ -8,7 +8,7 @@ startup.py: the catch-up at start; second_look.py: slots lost at the gate;
 housekeeping.py: the chores off the slot path).
 """
 
-from .config import RuntimeConfig
-from .service import SchedulerService
+from schedules.runtime.config import RuntimeConfig
+from schedules.runtime.service import SchedulerService
 
 __all__ = ["RuntimeConfig", "SchedulerService"]

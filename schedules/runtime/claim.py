@@ -18,9 +18,9 @@ from history.models import ExecutionStatus, ExecutionTrigger
 from history.wording import duration_in_words
 from scanner_project import metrics
 
-from ..jobs import JobSpec
-from .context import RunContext, log_extra, repair_connections
-from .queue import enqueued
+from schedules.runtime.specs import JobSpec
+from schedules.runtime.context import RunContext, log_extra, repair_connections
+from schedules.runtime.queue import enqueued
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 from django.conf import settings
 
-from .. import instances
+from schedules import instances
 
 FIRE_THREADS = 4
 

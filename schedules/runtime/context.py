@@ -17,10 +17,10 @@ from typing import Callable
 from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
-from ..jobs import JobSpec
-from .finish import ScheduleBookkeeping
-from .lock import HeldLock, SlotGate
-from .second_look import LostSlotCheck
+from schedules.runtime.specs import JobSpec
+from schedules.runtime.finish import ScheduleBookkeeping
+from schedules.runtime.lock import HeldLock, SlotGate
+from schedules.runtime.second_look import LostSlotCheck
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -16,11 +16,11 @@ from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
 
-from ..models import Schedule
+from schedules.models import Schedule
 
 if TYPE_CHECKING:
-    from ..jobs import JobSpec
-    from .context import RunContext
+    from schedules.runtime.specs import JobSpec
+    from schedules.runtime.context import RunContext
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -92,7 +92,7 @@ def finish(ctx: RunContext, spec: JobSpec, execution_id, status, started_at, **f
             # The scan is done; losing its record would hide it. Keep trying a
             # while (the row stays `running` and is marked abandoned otherwise).
             ctx.db_outage.down(exc, "finished runs are recorded when it returns")
-            from .context import repair_connections
+            from schedules.runtime.context import repair_connections
 
             repair_connections()
             if ctx.stop.wait(min(0.5 * 2**attempt, 5.0)) and attempt > 3:

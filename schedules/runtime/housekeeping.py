@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable, Optional
 
-from .config import RuntimeConfig
+from schedules.runtime.config import RuntimeConfig
 
 Chore = tuple[str, float, Callable[[], object]]
 # (config, clock=...) -> its chore, or None when it is off.

@@ -17,8 +17,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from history import services as history
 
 if TYPE_CHECKING:
-    from ..jobs import JobSpec
-    from .context import RunContext
+    from schedules.runtime.specs import JobSpec
+    from schedules.runtime.context import RunContext
 
 logger = logging.getLogger("schedules.runtime")
 

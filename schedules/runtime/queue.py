@@ -9,8 +9,8 @@ from datetime import datetime
 
 from history import services as history
 
-from ..jobs import JobSpec
-from .context import RunContext
+from schedules.runtime.specs import JobSpec
+from schedules.runtime.context import RunContext
 
 logger = logging.getLogger("schedules.runtime")
 

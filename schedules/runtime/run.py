@@ -15,12 +15,12 @@ from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
 
-from ..jobs import JobSpec
-from ..scans.request import ScanRequest
-from ..scans.retries import error_message, run_with_retries
-from .context import RunContext, RunningScan, log_extra
-from .finish import finish
-from .lock import take_lock
+from schedules.runtime.specs import JobSpec
+from schedules.scans.request import ScanRequest
+from schedules.scans.retries import error_message, run_with_retries
+from schedules.runtime.context import RunContext, RunningScan, log_extra
+from schedules.runtime.finish import finish
+from schedules.runtime.lock import take_lock
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from history.models import ExecutionTrigger, JobExecution
 
-from ..jobs import JobSpec
+from schedules.runtime.specs import JobSpec
 
 VERIFY_AFTER_SECONDS = 3.0
 

@@ -24,21 +24,21 @@ from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
 
-from .. import instances
-from ..jobs import JobChange, JobSpec, change_for, iter_specs
-from ..live import ChangeFeed
-from .. import scans
-from ..sync_loop import PeriodicSyncThread
-from . import housekeeping, startup
-from .claim import FiredSlot, SlotClaimer, fire_slot
-from .config import RuntimeConfig
-from .context import OutageLog, RunContext, repair_connections, skip_checkout_health_checks
-from .finish import sweep_abandoned
-from .fire import SlotExecutor
-from .lock import make_schedule_locks, make_slot_gate
-from .loops import Loops
-from .run import renew_running, see_pauses
-from .take import QueueTaker
+from schedules import instances
+from schedules.runtime.specs import JobChange, JobSpec, change_for, iter_specs
+from schedules.runtime.feed import ChangeFeed
+from schedules import scans
+from schedules.importer.periodic import PeriodicSyncThread
+from schedules.runtime import housekeeping, startup
+from schedules.runtime.claim import FiredSlot, SlotClaimer, fire_slot
+from schedules.runtime.config import RuntimeConfig
+from schedules.runtime.context import OutageLog, RunContext, repair_connections, skip_checkout_health_checks
+from schedules.runtime.finish import sweep_abandoned
+from schedules.runtime.fire import SlotExecutor
+from schedules.runtime.lock import make_schedule_locks, make_slot_gate
+from schedules.runtime.loops import Loops
+from schedules.runtime.run import renew_running, see_pauses
+from schedules.runtime.take import QueueTaker
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -339,7 +339,7 @@ class SchedulerService:
         sweep_abandoned(self.ctx, heartbeat_interval=self.heartbeat_interval)
 
     def _api_sync(self, *, instance_id: str) -> None:
-        from ..sync import run_periodic_sync
+        from schedules.importer.apply import run_periodic_sync
 
         # This runtime's own switch and interval, not the settings read again.
         run_periodic_sync(instance_id=instance_id, enabled=self.config.enable_api_sync,

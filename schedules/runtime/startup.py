@@ -12,8 +12,8 @@ from django.db import DatabaseError
 
 from history import services as history
 
-from ..models import Schedule
-from .finish import update_schedule_columns
+from schedules.models import Schedule
+from schedules.runtime.finish import update_schedule_columns
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -14,9 +14,9 @@ from django_apscheduler.util import close_old_connections as with_fresh_connecti
 
 from history import services as history
 
-from ..jobs import JobSpec
-from .context import RunContext, RunningScan
-from .run import run_taken
+from schedules.runtime.specs import JobSpec
+from schedules.runtime.context import RunContext, RunningScan
+from schedules.runtime.run import run_taken
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .request import Runner, noop_runner
+from schedules.scans.request import Runner, noop_runner
 
 
 class ScannerUnavailable(ImproperlyConfigured):
@@ -29,19 +29,19 @@ class ScannerUnavailable(ImproperlyConfigured):
 
 
 def _browser() -> Runner:
-    from .browser import BrowserScanner
+    from schedules.scans.browser import BrowserScanner
 
     return BrowserScanner.from_settings()
 
 
 def _probe() -> Runner:
-    from .probe import probe_runner
+    from schedules.scans.probe import probe_runner
 
     return probe_runner
 
 
 def _http_api() -> Runner:
-    from .http_api import http_runner
+    from schedules.scans.http_api import http_runner
 
     return http_runner
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from ..http import DeadlineExceeded
-from . import ScannerUnavailable
-from .request import ScanRequest, ScanResult
+from scanner_project.outbound.http import DeadlineExceeded
+from schedules.scans import ScannerUnavailable
+from schedules.scans.request import ScanRequest, ScanResult
 
 logger = logging.getLogger("schedules.scans")
 
@@ -139,7 +139,7 @@ class BrowserScanner:
     async def _browser(self):
         from playwright.async_api import async_playwright
 
-        from .chromium import ChromiumProcess
+        from schedules.scans.chromium import ChromiumProcess
 
         async with self._launching:
             if self._chromium is not None and self._chromium.alive():
@@ -174,9 +174,9 @@ class BrowserScanner:
             self._playwright = None
 
     async def _scan(self, request: ScanRequest) -> ScanResult:
-        from .egress import Gateway
-        from .plan import ScanPlan
-        from .visit import Visit
+        from schedules.scans.egress import Gateway
+        from schedules.scans.plan import ScanPlan
+        from schedules.scans.visit import Visit
 
         ends_at = time.monotonic() + self.config.deadline
         plan = ScanPlan.of(domain=request.domain, scheme=self.config.scheme, scan_settings=request.scan_settings)

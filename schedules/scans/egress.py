@@ -3,7 +3,7 @@
 Chromium is told to resolve no name itself and to send every connection of a
 scan's context to its gateway (pages, redirect hops, subresources, iframes,
 fetch/XHR, websockets alike: SOCKS carries them all). The gateway resolves
-each name once (schedules.addresses), refuses it unless every address is
+each name once (scanner_project.outbound.addresses), refuses it unless every address is
 allowed, and connects to exactly the address it checked: DNS rebinding
 cannot get past the check. Name resolution counts against the scan's deadline.
 
@@ -24,7 +24,7 @@ import struct
 import time
 from functools import partial
 
-from .. import addresses
+from scanner_project.outbound import addresses
 
 logger = logging.getLogger("schedules.scans")
 

@@ -16,11 +16,11 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from ..api_client import redact_url
-from ..http import BearerAuth, read_body
-from ..http_pool import PooledSession
-from . import result
-from .request import ScanRequest, ScanResult
+from schedules.importer.client import redact_url
+from scanner_project.outbound.http import BearerAuth, read_body
+from scanner_project.outbound.pool import PooledSession
+from schedules.scans import result
+from schedules.scans.request import ScanRequest, ScanResult
 
 _pool_lock = threading.Lock()
 _session: PooledSession | None = None

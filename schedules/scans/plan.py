@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit
 
-from .parties import host_of, site_of
+from schedules.scans.parties import host_of, site_of
 
 DEFAULT_MAX_PAGES = 50
 DEFAULT_SCAN_DEPTH = 5

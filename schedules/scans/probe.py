@@ -15,12 +15,12 @@ from django.conf import settings
 
 from scanner_project.redaction import redact_userinfo
 
-from ..addresses import AddressRefused, refuse_ambiguous_url
-from ..http import build_session, read_body
-from . import result
-from .parties import host_of, site_of
-from .plan import ScanPlan
-from .request import ScanRefused, ScanRequest, ScanResult
+from scanner_project.outbound.addresses import AddressRefused, refuse_ambiguous_url
+from scanner_project.outbound.http import build_session, read_body
+from schedules.scans import result
+from schedules.scans.parties import host_of, site_of
+from schedules.scans.plan import ScanPlan
+from schedules.scans.request import ScanRefused, ScanRequest, ScanResult
 
 
 def probe_runner(request: ScanRequest) -> ScanResult:
@@ -54,7 +54,7 @@ def allowed_networks() -> tuple:
 
 def _fetch_following_redirects(session, url: str, max_redirects: int = 5):
     # Redirects are followed by hand so that every hop's URL is checked; every
-    # connection's address is checked by the session itself (schedules.http).
+    # connection's address is checked by the session itself (scanner_project.outbound.http).
     jar: list[dict] = []
     hosts: set[str] = set()
     for _ in range(max_redirects + 1):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .parties import host_of, is_third_party, site_of
+from schedules.scans.parties import host_of, is_third_party, site_of
 
 BEFORE_CONSENT = "before_consent"
 AFTER_CONSENT = "after_consent"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 
 from scanner_project.redaction import redact, redact_data
 
-from ..http import DeadlineExceeded, ResponseTooLarge
-from .request import Runner, ScanRefused, ScanRequest, ScanResult, as_result
+from scanner_project.outbound.http import DeadlineExceeded, ResponseTooLarge
+from schedules.scans.request import Runner, ScanRefused, ScanRequest, ScanResult, as_result
 
 
 @dataclass

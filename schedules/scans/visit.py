@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 
-from . import consent, result
-from .egress import Gateway
-from .parties import host_of, site_of
-from .plan import Frontier, ScanPlan
-from .request import ScanRefused
+from schedules.scans import consent, result
+from schedules.scans.egress import Gateway
+from schedules.scans.parties import host_of, site_of
+from schedules.scans.plan import Frontier, ScanPlan
+from schedules.scans.request import ScanRefused
 
 logger = logging.getLogger("schedules.scans")
 

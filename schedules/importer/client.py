@@ -22,7 +22,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from scanner_project.redaction import redact, shorten, shown as shown_value
 
-from .http import BoundedSession, DeadlineExceeded, ResponseTooLarge, build_session, read_body
+from scanner_project.outbound.http import BoundedSession, DeadlineExceeded, ResponseTooLarge, build_session, read_body
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from history import statistics
 from history.admin import STATUS_COLOURS
 
-from . import charts
-from .models import Schedule, SchedulerInstance
+from schedules.admin import charts
+from schedules.models import Schedule, SchedulerInstance
 
 WINDOWS = (("24 hours", timedelta(hours=24)), ("7 days", timedelta(days=7)), ("30 days", timedelta(days=30)))
 CHART_DAYS = 14

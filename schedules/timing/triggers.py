@@ -23,8 +23,8 @@ from croniter import croniter
 
 from scanner_project.timezones import is_zone_name, why_not_a_zone
 
-from .cron import CronSyntaxError, LocalTimeTrigger, parse_classic
-from .validators import is_integer
+from schedules.timing.cron import CronSyntaxError, LocalTimeTrigger, parse_classic
+from schedules.validators import is_integer
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

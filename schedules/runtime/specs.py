@@ -19,11 +19,11 @@ from apscheduler.triggers.base import BaseTrigger
 from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import MD5, Cast, JSONObject
 
-from .models import ScanProfile, Schedule
-from .spread import spread, spread_offset
-from .triggers import TimeConfigError, trigger_for_key, trigger_key
+from schedules.models import ScanProfile, Schedule
+from schedules.timing.spread import spread, spread_offset
+from schedules.timing.triggers import TimeConfigError, trigger_for_key, trigger_key
 
-logger = logging.getLogger("schedules.jobs")
+logger = logging.getLogger("schedules.runtime.specs")
 
 # The columns a snapshot is built from: one query, no model instances, so a
 # full diff of 100,000 schedules stays cheap.

@@ -2,7 +2,7 @@
 
 A scanned site chooses the names the probe resolves and the redirects it
 follows, so every address a name resolves to is checked, and the connection
-goes to exactly the address that was checked (see schedules.http). Anything
+goes to exactly the address that was checked (see scanner_project.outbound.http). Anything
 not globally routable is refused, as are addresses that embed one.
 """
 

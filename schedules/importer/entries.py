@@ -22,8 +22,8 @@ from django.core.exceptions import ValidationError
 
 from scanner_project.redaction import shown
 
-from .json_limits import json_problem
-from .validators import is_integer, normalize_domain
+from schedules.json_limits import json_problem
+from schedules.validators import is_integer, normalize_domain
 
 SCHEDULE_KEYS = {"frequency", "time", "timezone", "spread_minutes"}
 _HH_MM = re.compile(r"(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)")

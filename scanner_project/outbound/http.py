@@ -1,17 +1,17 @@
 """Outbound HTTP, bounded: one place for sessions, retries, deadlines and size caps.
 
-Used by the API importer (schedules.api_client) and the scan runners. Every
+Used by the API importer (schedules.importer.client) and the scan runners. Every
 outbound call has one ``Deadline`` that covers connecting, TLS, waiting for
 headers and reading the body: read timeouts alone let a server that trickles
 a byte a second hold a call forever. Every connection resolves its host once,
-through ``schedules.addresses``, and connects to exactly an address that was
+through ``scanner_project.outbound.addresses``, and connects to exactly an address that was
 resolved (and, for the probe, checked), keeping the name for the Host header
 and TLS SNI.
 
 Two kinds of session:
 - ``build_session`` (here): built for one call, its connections die with it
   (the importer, the probe, alert webhooks).
-- ``PooledSession`` (schedules.http_pool): one keep-alive pool per process for
+- ``PooledSession`` (scanner_project.outbound.pool): one keep-alive pool per process for
   one service (the scan API), shared by every worker thread.
 """
 
@@ -35,7 +35,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from . import addresses
+from scanner_project.outbound import addresses
 
 logger = logging.getLogger(__name__)
 

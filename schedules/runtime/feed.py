@@ -25,11 +25,11 @@ from django.db import DatabaseError, close_old_connections
 from django.db.models import Max
 from django.db.models.functions import Now
 
-from .jobs import JobSpec, enabled_digests, iter_specs, load_spec
-from .models import Schedule, ScheduleChange
-from .notify import CHANNEL
+from schedules.runtime.specs import JobSpec, enabled_digests, iter_specs, load_spec
+from schedules.models import Schedule, ScheduleChange
+from schedules.notify import CHANNEL
 
-logger = logging.getLogger("schedules.live")
+logger = logging.getLogger("schedules.runtime.feed")
 
 # How long a change id below the highest one read may still commit (see poll).
 GAP_SECONDS = 30.0

@@ -15,12 +15,12 @@ from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
 from reruns.admin import rerun_missed
 from scanner_project.redaction import shorten
 
-from .admin_history import ScheduleHistoryMixin
-from .admin_sync import sync_view
-from .instances import live_instances
-from .models import ScanProfile, Schedule, SchedulerInstance
-from .notify import publish_schedule_changes
-from .triggers import TimeConfigError, skipped_months_warning
+from schedules.admin.history import ScheduleHistoryMixin
+from schedules.admin.sync import sync_view
+from schedules.instances import live_instances
+from schedules.models import ScanProfile, Schedule, SchedulerInstance
+from schedules.notify import publish_schedule_changes
+from schedules.timing.triggers import TimeConfigError, skipped_months_warning
 
 UPCOMING_COUNT = 5
 

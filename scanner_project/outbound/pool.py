@@ -1,7 +1,7 @@
 """Outbound HTTP, pooled: one keep-alive pool per process for one service (the scan API).
 
 Shared by every worker thread. A pooled connection is held by one call at a
-time; that call's deadline (schedules.http.Deadline) watches its socket from
+time; that call's deadline (scanner_project.outbound.http.Deadline) watches its socket from
 checkout until it is put back, and a connection the deadline shut down is
 discarded, never put back for the next call.
 """
@@ -22,7 +22,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
-from .http import Deadline, Destination, _Adapter, _ChecksDestination, _HTTPPool, _HTTPSPool
+from scanner_project.outbound.http import Deadline, Destination, _Adapter, _ChecksDestination, _HTTPPool, _HTTPSPool
 
 class KeepAliveDropped(ConnectionResetError):
     """The server closed a reused keep-alive connection before it answered."""
