@@ -10,7 +10,7 @@ loads one more tracker script.
 
 Each run starts one `runscheduler` (browser runner, PROBE_SCHEME=http,
 PROBE_ALLOWED_NETWORKS=127.0.0.0/8), queues --scans manual runs ("Run now":
-history.services.queue_manual_run) of as many schedules of the site
+history.queue.queue_manual_run) of as many schedules of the site
 (allow_deep_scan, scanDepth 2, maxPages 10), waits for all of them to
 finish, then SIGTERMs the scheduler (alone, not its process group) and
 looks for what outlived it: processes carrying its

@@ -133,11 +133,12 @@ def latency(args) -> None:
 
 def diff(args) -> None:
     from schedules.runtime import SchedulerService
+    from schedules.runtime.specs import iter_specs
 
     make_schedules(args.schedules)
     service = SchedulerService(instance_id="bench-diff")
     started = time.monotonic()
-    service.load_all()
+    service.jobs.load(iter_specs(), now=datetime.now(timezone.utc))
     load_seconds = time.monotonic() - started
     timings = []
     for _ in range(args.runs):

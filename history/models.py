@@ -26,6 +26,11 @@ FINISHED_STATUSES = (
 )
 
 
+def schedule_job_id(schedule_id: uuid.UUID | str) -> str:
+    """The APScheduler job id of a schedule, also stored on each of its runs (job_id)."""
+    return f"schedule:{schedule_id}"
+
+
 class ExecutionTrigger(models.TextChoices):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
@@ -64,7 +69,7 @@ class JobExecution(models.Model):
     instance_id = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # How many times a worker took this row. Above 1, an instance died while it
-    # held the row and the row went back to the queue (history.services.rescue_orphaned).
+    # held the row and the row went back to the queue (history.queue.rescue_orphaned).
     deliveries = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -91,7 +96,7 @@ class JobExecution(models.Model):
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status="running"), name="job_exec_running_heartbeat_idx"
             ),
-            # The queue, in the order workers take it (history.services.take_queued).
+            # The queue, in the order workers take it (history.queue.take_queued).
             models.Index(fields=["trigger", "started_at"], condition=Q(status="queued"), name="job_exec_queue_idx"),
         ]
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from history.models import ExecutionStatus, ExecutionTrigger, JobExecution
-from history.services import queue_manual_run
+from history.queue import queue_manual_run
 from schedules.models import Schedule
 
 from reruns.models import SlotRerun

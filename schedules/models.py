@@ -10,12 +10,13 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from audit import recording as audit
+from history.models import schedule_job_id
 
 from scanner_project.redaction import shown
 
 from schedules.json_limits import json_problem
-from schedules.timing.spread import MAX_SPREAD_MINUTES, spread, spread_offset
-from schedules.timing.triggers import (FREQUENCIES, TimeConfigError, build_trigger, check_interval_minimum, check_once_not_past, describe,
+from schedules.timing.spread import MAX_SPREAD_MINUTES, spread_offset
+from schedules.timing.triggers import (FREQUENCIES, TimeConfigError, build_trigger, check_interval_minimum, check_once_not_past, describe, trigger_of,
                        next_fire_times)
 from schedules.validators import normalize_domain, validate_domain, validate_domain_config_id
 
@@ -374,7 +375,8 @@ class Schedule(ChangeRecordingModel):
     @property
     def trigger(self) -> BaseTrigger:
         """The slots as they really run: the time config, moved by the spread offset."""
-        return spread(build_trigger(self.frequency, self.time_config, self.timezone), self.spread_offset)
+        return trigger_of(frequency=self.frequency, time_config=self.time_config, timezone=self.timezone,
+                          offset_seconds=self.spread_offset)
 
     @property
     def spread_offset(self) -> int:
@@ -406,7 +408,7 @@ class Schedule(ChangeRecordingModel):
 
     @property
     def job_id(self) -> str:
-        return f"schedule:{self.schedule_id}"
+        return schedule_job_id(self.schedule_id)
 
     @staticmethod
     def merged_scan_settings(profile_settings: dict, own_settings: dict | None) -> dict:

@@ -19,3 +19,15 @@ def make_execution(*, schedule=None, status="success", ago=timedelta(hours=1), d
     }
     defaults.update(fields)
     return JobExecution.objects.create(schedule=schedule, status=status, **defaults)
+
+
+def claim_one(*, schedule_id, domain, domain_config_id, scheduled_for, instance_id, status="queued", started_at=None):
+    """One slot claimed through the queue's real INSERT (history.queue.claim_slots); its id, or None if lost."""
+    from django.utils import timezone as dj_timezone
+
+    from history.queue import claim_slots
+
+    slot = {"schedule_id": schedule_id, "domain": domain, "domain_config_id": domain_config_id,
+            "scheduled_for": scheduled_for, "status": status}
+    won = claim_slots(slots=[slot], instance_id=instance_id, started_at=started_at or dj_timezone.now())
+    return won.get((schedule_id, scheduled_for))

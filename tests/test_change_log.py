@@ -2,12 +2,13 @@
 its id in schedule_changes in the same transaction, and the change feed applies
 exactly those ids, deletes included."""
 
+import threading
 import uuid
 
 import pytest
 from django.db import transaction
 
-from schedules.runtime.finish import update_schedule_columns
+from schedules.runtime.bookkeeping import update_schedule_columns
 from schedules.runtime.feed import ChangeFeed
 from schedules.models import ScanProfile, Schedule, ScheduleChange
 
@@ -76,22 +77,29 @@ def test_a_rolled_back_change_leaves_no_record(make_schedule):
 
 
 class LoadedJobs:
-    """What ChangeFeed needs of a running service: the loaded specs and a way
-    to apply one (the real service's is tested end to end in test_live_changes)."""
+    """What ChangeFeed sends its findings to (feed.JobTarget): the real one,
+    job_table.JobTable, is tested end to end in test_live_changes."""
 
     def __init__(self, ids):
         self.specs = dict.fromkeys(ids)
         self.applied: list[tuple] = []
+
+    def digests(self):
+        return dict.fromkeys(self.specs, "")
 
     def apply_spec(self, schedule_id, wanted, *, source):
         self.applied.append((schedule_id, "remove" if wanted is None else "load", source))
         return True
 
 
+def feed_for(jobs):
+    return ChangeFeed(jobs=jobs, redis_url="", stop=threading.Event())
+
+
 def test_the_feed_applies_a_delete_hidden_by_a_create(make_schedule):
     doomed = make_schedule()
     service = LoadedJobs([doomed.pk])
-    feed = ChangeFeed(service=service)
+    feed = feed_for(service)
     feed.begin()
     doomed_pk = doomed.pk
     with transaction.atomic():
@@ -108,32 +116,32 @@ def test_an_id_committed_after_a_higher_one_is_still_applied(make_schedule):
     """Ids are taken before commit: a slow transaction can make a lower id
     visible after a higher one was read."""
     early, late = make_schedule(), make_schedule()
-    feed = ChangeFeed(service=LoadedJobs([]))
+    feed = feed_for(LoadedJobs([]))
     feed.begin()
     base = feed.highest
     ScheduleChange.objects.create(id=base + 2, schedule_id=late.pk)
     feed.poll()
-    assert feed.service.applied == [(late.pk, "load", "change-log")]
+    assert feed.jobs.applied == [(late.pk, "load", "change-log")]
     ScheduleChange.objects.create(id=base + 1, schedule_id=early.pk)  # the slow one commits
     feed.poll()
-    assert feed.service.applied[-1] == (early.pk, "load", "change-log")
-    assert len(feed.service.applied) == 2
+    assert feed.jobs.applied[-1] == (early.pk, "load", "change-log")
+    assert len(feed.jobs.applied) == 2
 
 
 def test_a_change_to_a_profile_reaches_its_schedules(make_schedule):
     profile = ScanProfile.objects.create(name="p")
     using, other = make_schedule(profile=profile), make_schedule()
-    feed = ChangeFeed(service=LoadedJobs([using.pk, other.pk]))
+    feed = feed_for(LoadedJobs([using.pk, other.pk]))
     feed.begin()
     ScanProfile.objects.filter(pk=profile.pk).update(max_pages=7)
     feed.poll()
-    assert feed.service.applied == [(using.pk, "load", "change-log")]
+    assert feed.jobs.applied == [(using.pk, "load", "change-log")]
 
 
 def test_unknown_ids_in_the_log_are_removals():
     gone = uuid.uuid4()
-    feed = ChangeFeed(service=LoadedJobs([gone]))
+    feed = feed_for(LoadedJobs([gone]))
     feed.begin()
     ScheduleChange.record(schedule_ids=[gone])
     feed.poll()
-    assert feed.service.applied == [(gone, "remove", "change-log")]
+    assert feed.jobs.applied == [(gone, "remove", "change-log")]

@@ -11,13 +11,18 @@ import pytest
 import redis
 from django_redis import get_redis_connection
 
+from history import queue as queue_store
+from tests.history_factories import claim_one
+
 from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
-from schedules.runtime.context import OutageLog, RunContext
+from schedules.runtime.config import RuntimeConfig
+from schedules.runtime.context import RunContext
+from schedules.runtime.outages import OutageLog
 from schedules.runtime.run import run_taken
 from schedules.runtime.specs import load_spec
-from schedules.runtime.lock import RedisScheduleLocks, lock_key
+from schedules.runtime.locks import RedisScheduleLocks, lock_key
 from schedules.scans.request import ScanResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,16 +36,15 @@ def slot_clock():
 
 
 def context(runner, *, locks=None, instance_id="test-instance"):
+    # lock_timeout 6: heartbeats every 2 s, a run is stale after 3 s without one.
+    config = RuntimeConfig.from_settings(instance_id=instance_id, misfire_grace=2, coalesce=True, retry_backoff=0,
+                                         lock_timeout=6)
     return RunContext(
+        config=config,
         clock=slot_clock(),
-        instance_id=instance_id,
         locks=locks or RedisScheduleLocks(client=get_redis_connection("default"), timeout=5),
         runner=runner,
         stop=threading.Event(),
-        misfire_grace=2,
-        coalesce=True,
-        retry_backoff=0,
-        stale_after=timedelta(seconds=3),
         redis_outage=OutageLog("Redis"),
         db_outage=OutageLog("PostgreSQL"),
     )
@@ -51,7 +55,7 @@ def run_slot(ctx, spec, slot, **fire):
     fired = fire_slot(ctx, spec, slot, **fire)
     if fired != "queued":
         return fired
-    rows = history.take_queued(instance_id=ctx.instance_id, limit=1, now=ctx.clock())
+    rows = queue_store.take_queued(instance_id=ctx.instance_id, limit=1, now=ctx.clock())
     assert [row["scheduled_for"] for row in rows] == [slot]
     return run_taken(ctx, rows[0], spec_of=lambda schedule_id: spec)
 
@@ -124,7 +128,7 @@ def test_a_slot_is_skipped_while_the_previous_run_holds_the_lock(make_schedule):
     schedule = make_schedule()
     spec = load_spec(schedule.schedule_id)
     ctx = context(ok_runner)
-    previous = history.claim_slot(schedule_id=spec.schedule_id, domain=spec.domain,
+    previous = claim_one(schedule_id=spec.schedule_id, domain=spec.domain,
                                   domain_config_id=spec.domain_config_id, scheduled_for=SLOT - timedelta(days=1),
                                   instance_id="other", status="running")
     held = ctx.locks.acquire(spec.schedule_id)
@@ -165,7 +169,7 @@ def test_with_redis_down_runs_go_on_guarded_by_the_database(make_schedule, caplo
     assert JobExecution.objects.get(scheduled_for=SLOT).metadata["lock"] == "none"
     assert caplog.text.count("Redis unavailable") == 1, "one warning per outage, not per run"
     # An overlapping run is still refused, by the running row in the database.
-    history.claim_slot(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+    claim_one(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
                        scheduled_for=SLOT - timedelta(days=1), instance_id="other", status="running")
     assert run_slot(ctx, spec, SLOT + timedelta(hours=2)) == "skipped"
 
@@ -175,47 +179,47 @@ def test_a_dead_instances_runs_go_back_to_the_queue_until_out_of_deliveries(make
     spec = load_spec(schedule.schedule_id)
     kwargs = dict(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
                   instance_id="gone")
-    stale = history.claim_slot(scheduled_for=SLOT, status="running", **kwargs)
-    fresh = history.claim_slot(scheduled_for=SLOT + timedelta(hours=1), status="running", **kwargs)
-    queued_later = history.claim_slot(scheduled_for=SLOT + timedelta(hours=2), **{**kwargs, "instance_id": "firer"})
+    stale = claim_one(scheduled_for=SLOT, status="running", **kwargs)
+    fresh = claim_one(scheduled_for=SLOT + timedelta(hours=1), status="running", **kwargs)
+    queued_later = claim_one(scheduled_for=SLOT + timedelta(hours=2), **{**kwargs, "instance_id": "firer"})
 
     def beat_stops(execution_id):
         JobExecution.objects.filter(execution_id=execution_id).update(
             heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5))
 
     beat_stops(stale)
-    assert history.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (1, 0)
+    assert queue_store.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (1, 0)
     row = JobExecution.objects.get(execution_id=stale)
     assert (row.status, row.instance_id, row.deliveries) == ("queued", "", 1)
     assert row.started_at == row.created_at, "back at its old place in the queue"
     # The dead instance's finish (it was only hung) no longer counts.
     assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT, instance_id="gone") is False
     # Its old place: ahead of the row queued after it was claimed.
-    [taken] = history.take_queued(instance_id="rescuer", limit=1)
+    [taken] = queue_store.take_queued(instance_id="rescuer", limit=1)
     assert taken["execution_id"] == stale and JobExecution.objects.get(execution_id=stale).deliveries == 2
     assert JobExecution.objects.get(execution_id=queued_later).status == "queued"
     beat_stops(stale)
-    assert history.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (0, 1)
+    assert queue_store.rescue_orphaned(stale_after=timedelta(seconds=30), max_deliveries=2) == (0, 1)
     row = JobExecution.objects.get(execution_id=stale)
     assert row.status == "abandoned" and "2 time(s)" in row.error_message
     # Only the instance running a row marks it interrupted or finishes it.
-    assert history.mark_interrupted(execution_ids=[fresh], instance_id="other", reason="shutdown") == 0
-    assert history.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], instance_id="gone", reason="shutdown") == 1
+    assert queue_store.mark_interrupted(execution_ids=[fresh], instance_id="other", reason="shutdown") == 0
+    assert queue_store.mark_interrupted(execution_ids=[fresh, uuid.uuid4()], instance_id="gone", reason="shutdown") == 1
     assert JobExecution.objects.get(execution_id=fresh).status == "interrupted"
     assert history.finish_execution(execution_id=stale, status="success", started_at=SLOT,
                                     instance_id="other") is False
 
 
 def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_claims(make_schedule):
-    from schedules.runtime.lock import make_slot_gate
+    from schedules.runtime.locks import make_slot_gate
 
     schedule = make_schedule()
     spec = load_spec(schedule.schedule_id)
     winner, loser = context(ok_runner, instance_id="winner"), context(ok_runner, instance_id="loser")
-    winner.slot_gate = loser.slot_gate = make_slot_gate(ttl=60)
+    winner.slot_gate = loser.slot_gate = make_slot_gate(redis_url="redis", ttl=60)
     loser.lost_slots.verify_after = 0
     # The winner takes the gate, then dies before inserting its claim.
-    assert winner.slot_gate.first(spec.schedule_id, SLOT, "winner")
+    assert winner.slot_gate.first_many([(spec.schedule_id, SLOT)], "winner")[0]
     assert run_slot(loser, spec, SLOT) is None
     assert not JobExecution.objects.exists()
     [(noted_spec, noted_slot, fired_at)] = loser.lost_slots.unclaimed()
@@ -256,7 +260,7 @@ def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, c
 def test_a_slot_fired_later_than_the_grace_time_is_recorded_missed(make_schedule):
     schedule = make_schedule()
     ctx = context(ok_runner)
-    ctx.clock = lambda: SLOT + timedelta(seconds=ctx.misfire_grace + 1)
+    ctx.clock = lambda: SLOT + timedelta(seconds=ctx.config.misfire_grace + 1)
     assert run_slot(ctx, load_spec(schedule.schedule_id), SLOT) == "missed"
     execution = JobExecution.objects.get()
     assert execution.status == "missed" and "later than the grace time" in execution.error_message
@@ -292,10 +296,10 @@ def test_the_runner_gets_profile_defaults_overlaid_by_the_schedules_own_settings
 def test_the_slot_gate_is_skipped_while_no_other_live_instance_fires(make_schedule):
     from schedules.instances import others_fire
     from schedules.models import SchedulerInstance
-    from schedules.runtime.lock import make_slot_gate
+    from schedules.runtime.locks import make_slot_gate
 
     redis_client = get_redis_connection("default")
-    gate = make_slot_gate(ttl=60)
+    gate = make_slot_gate(redis_url="redis", ttl=60)
     spec = load_spec(make_schedule().schedule_id)
     now = datetime.now(timezone.utc)
     kwargs = dict(host="h", pid=1, started_at=now, last_seen=now)
@@ -304,11 +308,11 @@ def test_the_slot_gate_is_skipped_while_no_other_live_instance_fires(make_schedu
     SchedulerInstance.objects.create(instance_id="gone", status={"roles": ["fire", "scan"]}, stopped_at=now, **kwargs)
     gate.shared = others_fire(instance_id="me")
     assert gate.shared is False, "only a scans-only and a stopped instance besides this one"
-    assert gate.first(spec.schedule_id, SLOT, "me") and gate.first(spec.schedule_id, SLOT, "me")
+    assert gate.first_many([(spec.schedule_id, SLOT)], "me")[0] and gate.first_many([(spec.schedule_id, SLOT)], "me")[0]
     assert not redis_client.keys("slot:*"), "no round trip to Redis while alone"
     SchedulerInstance.objects.create(instance_id="firer", status={"roles": ["fire"]}, **kwargs)
     gate.shared = others_fire(instance_id="me")
     assert gate.shared is True
     assert gate.first_many([(spec.schedule_id, SLOT), (spec.schedule_id, SLOT + timedelta(hours=1))], "me") == [
         True, True]
-    assert gate.first(spec.schedule_id, SLOT, "firer") is False, "the second instance to fire a slot loses it"
+    assert gate.first_many([(spec.schedule_id, SLOT)], "firer")[0] is False, "the second instance to fire a slot loses it"

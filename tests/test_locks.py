@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django_redis import get_redis_connection
 
-from schedules.runtime.lock import LocalScheduleLocks, RedisScheduleLocks, lock_key
+from schedules.runtime.locks import LocalScheduleLocks, RedisScheduleLocks, lock_key
 from tests.waiting import wait_until
 
 

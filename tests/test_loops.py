@@ -7,12 +7,15 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
+from history import queue as queue_store
+from tests.history_factories import claim_one
+
 from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import RunningScan
 from schedules.runtime.specs import load_spec
-from schedules.runtime.lock import HeldLock
+from schedules.runtime.locks import HeldLock
 from schedules.runtime.loops import Loops
 from schedules.runtime.run import renew_running
 from schedules.runtime.take import QueueTaker
@@ -30,7 +33,7 @@ def gauge(loop: str) -> float:
 def test_the_queue_taker_survives_a_failing_pass(make_schedule, monkeypatch, caplog):
     spec = load_spec(make_schedule().schedule_id)
     ctx = context(ok_runner)
-    real_take = history.take_queued
+    real_take = queue_store.take_queued
     calls = []
 
     def take_failing_once(**kwargs):
@@ -39,8 +42,8 @@ def test_the_queue_taker_survives_a_failing_pass(make_schedule, monkeypatch, cap
             raise RuntimeError("injected failure")
         return real_take(**kwargs)
 
-    monkeypatch.setattr(history, "take_queued", take_failing_once)
-    loops = Loops(on_death=lambda name: None, on_db_error=lambda exc: None)
+    monkeypatch.setattr(queue_store, "take_queued", take_failing_once)
+    loops = Loops(stop=threading.Event(), on_death=lambda name: None, on_db_error=lambda exc: None)
     taker = QueueTaker(ctx=ctx, max_workers=2, spec_of=lambda sid: spec, poll=0.05)
     fire_slot(ctx, spec, SLOT)
     loops.start("queue-taker", lambda: taker.run_until_stopped(loops.one_pass))
@@ -57,7 +60,7 @@ def test_the_watchdog_survives_a_lock_released_while_it_renews(make_schedule):
     from schedules.runtime import SchedulerService
 
     service = SchedulerService(instance_id="watchdog-test", max_workers=1)
-    scan = RunningScan(execution_id=history.claim_slot(
+    scan = RunningScan(execution_id=claim_one(
         schedule_id=make_schedule().schedule_id, domain="d", domain_config_id="c", scheduled_for=SLOT,
         instance_id="watchdog-test", status="running"), schedule_id=None, lock=HeldLock(schedule_id=None, handle=None))
     service.ctx.running[scan.execution_id] = scan
@@ -96,7 +99,7 @@ def test_a_loop_that_dies_is_logged_gauged_and_stops_the_instance(caplog):
 
 
 def test_a_live_loop_shows_as_alive():
-    loops = Loops(on_death=lambda name: None, on_db_error=lambda exc: None)
+    loops = Loops(stop=threading.Event(), on_death=lambda name: None, on_db_error=lambda exc: None)
     stop = threading.Event()
     loops.start("idle", lambda: stop.wait(5))
     assert gauge("idle") == 1

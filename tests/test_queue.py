@@ -1,12 +1,14 @@
 """The slot queue, in-process, against the real test PostgreSQL: a queued slot
 waits as long as it must, coalesces, and yields to "Run now"."""
 
+import dataclasses
 import threading
 from datetime import timedelta
 
 import pytest
 
-from history import services as history
+from history import queue as queue_store
+
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.run import run_taken
@@ -25,7 +27,7 @@ def test_a_queued_slot_is_never_missed_for_waiting(make_schedule):
     assert ctx.queue_wake.is_set(), "queuing a slot wakes this instance's taker"
     # Far past the grace time (2 s) before a worker is free.
     ctx.clock = lambda: SLOT + timedelta(minutes=10)
-    rows = history.take_queued(instance_id=ctx.instance_id, limit=5)
+    rows = queue_store.take_queued(instance_id=ctx.instance_id, limit=5)
     assert len(rows) == 1
     assert run_taken(ctx, rows[0], spec_of=lambda sid: spec) == "success"
     assert JobExecution.objects.get().status == "success"
@@ -50,7 +52,7 @@ def test_without_coalescing_every_queued_slot_runs(make_schedule):
     schedule = make_schedule(frequency="interval", time_config={"seconds": 1})
     spec = load_spec(schedule.schedule_id)
     ctx = context(ok_runner)
-    ctx.coalesce = False
+    ctx.config = dataclasses.replace(ctx.config, coalesce=False)
     for n in range(3):
         ctx.clock = lambda n=n: SLOT + timedelta(seconds=n, milliseconds=100)
         fire_slot(ctx, spec, SLOT + timedelta(seconds=n))
@@ -63,11 +65,11 @@ def test_run_now_goes_ahead_of_the_queue(make_schedule):
     for schedule in queued:
         fire_slot(ctx, load_spec(schedule.schedule_id), SLOT)
     urgent = make_schedule()
-    history.queue_manual_run(schedule_id=urgent.schedule_id, domain=urgent.domain,
+    queue_store.queue_manual_run(schedule_id=urgent.schedule_id, domain=urgent.domain,
                              domain_config_id=urgent.domain_config_id, requested_by="admin")
-    first = history.take_queued(instance_id="w", limit=1)
+    first = queue_store.take_queued(instance_id="w", limit=1)
     assert [(row["schedule_id"], row["trigger"]) for row in first] == [(urgent.schedule_id, "manual")]
-    rest = history.take_queued(instance_id="w", limit=10)
+    rest = queue_store.take_queued(instance_id="w", limit=10)
     assert [row["trigger"] for row in rest] == ["scheduled"] * 3
 
 
@@ -84,7 +86,7 @@ def test_concurrent_takers_never_take_the_same_row(make_schedule):
 
         barrier.wait()
         try:
-            while rows := history.take_queued(instance_id=name, limit=3):
+            while rows := queue_store.take_queued(instance_id=name, limit=3):
                 taken.extend(row["execution_id"] for row in rows)
         finally:
             connection.close()
@@ -103,7 +105,7 @@ def test_a_row_taken_as_the_instance_stops_goes_back_to_the_queue(make_schedule)
     spec = load_spec(schedule.schedule_id)
     ctx = context(ok_runner)
     fire_slot(ctx, spec, SLOT)
-    row = history.take_queued(instance_id=ctx.instance_id, limit=1)[0]
+    row = queue_store.take_queued(instance_id=ctx.instance_id, limit=1)[0]
     ctx.stop.set()
     assert run_taken(ctx, row, spec_of=lambda sid: spec) == "queued"
     assert JobExecution.objects.get().status == "queued"

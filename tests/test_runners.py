@@ -135,7 +135,7 @@ def test_http_runner_sends_an_idempotency_key_per_attempt_of_an_execution(api_se
     outcome = run_with_retries(runner=http_runner, request=request, max_retries=1, backoff=0, stop=threading.Event())
     assert outcome.result is not None and outcome.result.scan_id == "scan-1"
     # A retry after a failure is a new scan; a delivery again of the same
-    # execution (its instance died, history.services.rescue_orphaned) repeats
+    # execution (its instance died, history.queue.rescue_orphaned) repeats
     # the first key, so the scan API can answer it without scanning twice.
     assert keys == [str(request.execution_id), f"{request.execution_id}:2"]
     run_with_retries(runner=http_runner, request=request, max_retries=1, backoff=0, stop=threading.Event())

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from history.models import ExecutionStatus, JobExecution
-from history.services import queue_manual_run
+from history.queue import queue_manual_run
 from schedules.models import Schedule
 
 from tests import cluster as clusters

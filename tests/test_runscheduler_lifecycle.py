@@ -10,7 +10,7 @@ from django.db import connection
 from django_redis import get_redis_connection
 
 from history.models import JobExecution
-from schedules.runtime.lock import lock_key
+from schedules.runtime.locks import lock_key
 from schedules.models import Schedule, SchedulerInstance
 
 from tests.cluster import Cluster
@@ -136,7 +136,7 @@ def test_run_enhanced_scheduler_entry_point(transactional_db):
     scheduler.start()
     try:
         wait_until(lambda: SchedulerInstance.objects.filter(instance_id="in-process").exists(), timeout=10)
-        assert scheduler.running and scheduler.service.specs
+        assert scheduler.running and len(scheduler.service.jobs)
     finally:
         scheduler.shutdown()
     assert not scheduler.running

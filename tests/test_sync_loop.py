@@ -8,7 +8,7 @@ import pytest
 
 from schedules.models import SchedulerInstance
 from schedules.runtime import SchedulerService
-from schedules.importer.periodic import PeriodicSyncThread
+from schedules.runtime.loops import Loops
 from tests.api_server import trickle_headers
 
 
@@ -20,25 +20,27 @@ def wait_for(condition, timeout: float, message: str) -> None:
 
 
 def test_a_pass_that_raises_does_not_end_the_thread(caplog):
+    """The import runs on the runtime's loop primitive (Loops.every), as the service starts it."""
     calls = []
 
-    def sync(*, instance_id):
-        calls.append(instance_id)
+    def sync():
+        calls.append("a")
         if len(calls) == 1:
             raise RuntimeError("the database went away")
         return {"created": 0}
 
     stop = threading.Event()
-    with caplog.at_level(logging.ERROR, logger="schedules.importer.periodic"):
-        loop = PeriodicSyncThread(instance_id="a", interval=0.01, stop=stop, sync=sync).start()
+    loops = Loops(stop=stop, on_death=lambda name: None, on_db_error=lambda exc: None)
+    with caplog.at_level(logging.ERROR, logger="schedules.runtime"):
+        thread = loops.every("api-sync", 0.01, sync)
         try:
             wait_for(lambda: len(calls) >= 3, 5, "the thread stopped after the failed pass")
         finally:
             stop.set()
-            loop.thread.join(5)
+            thread.join(5)
     assert calls[:3] == ["a", "a", "a"]
     assert "the database went away" in caplog.text
-    assert not loop.thread.is_alive()
+    assert not thread.is_alive() and loops.dead == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schedules.timing.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, shared_trigger
+from schedules.timing.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, trigger_of
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)  # a Wednesday
@@ -151,11 +151,11 @@ def test_invalid_configs_name_the_field_and_value(frequency, config, tz, field, 
     assert fragment in str(excinfo.value)
 
 
-def test_shared_trigger_reuses_equal_triggers():
-    a = shared_trigger("daily", {"hour": 2, "minute": 0}, "UTC")
-    b = shared_trigger("daily", {"minute": 0, "hour": 2}, "UTC")
+def test_trigger_of_reuses_equal_triggers():
+    a = trigger_of(frequency="daily", time_config={"hour": 2, "minute": 0}, timezone="UTC")
+    b = trigger_of(frequency="daily", time_config={"minute": 0, "hour": 2}, timezone="UTC")
     assert a is b
-    assert shared_trigger("daily", {"hour": 3, "minute": 0}, "UTC") is not a
+    assert trigger_of(frequency="daily", time_config={"hour": 3, "minute": 0}, timezone="UTC") is not a
 
 
 @pytest.mark.parametrize(

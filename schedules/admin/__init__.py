@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from audit.admin import AuditedActionsMixin, AuditSectionMixin
-from history.services import queue_manual_run
+from history.queue import queue_manual_run
 from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
 from reruns.admin import rerun_missed
 from scanner_project.redaction import shorten

@@ -13,14 +13,16 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError
 from django_apscheduler.util import close_old_connections as with_fresh_connections
 
-from history import services as history
+from history import queue as queue_store
 from history.models import ExecutionStatus, ExecutionTrigger
-from history.wording import duration_in_words
 from scanner_project import metrics
 
-from schedules.runtime.specs import JobSpec
-from schedules.runtime.context import RunContext, log_extra, repair_connections
+from schedules.runtime import due
+from schedules.runtime.bookkeeping import record_not_run
+from schedules.runtime.context import RunContext, log_extra
+from schedules.runtime.outages import repair_connections
 from schedules.runtime.queue import enqueued
+from schedules.runtime.specs import JobSpec
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -114,14 +116,14 @@ def _claim_with_retry(ctx: RunContext, slots: list[tuple[FiredSlot, bool]],
     """The claims of (slot, taken at birth), retried with backoff while
     PostgreSQL is away, until the earliest slot's grace time runs out.
     {key: id} of the slots won, or None (gave up)."""
-    give_up_at = min(s.scheduled_for for s, _ in slots) + timedelta(seconds=ctx.misfire_grace)
+    give_up_at = min(s.scheduled_for for s, _ in slots) + timedelta(seconds=ctx.config.misfire_grace)
     wait = CLAIM_RETRY_FIRST
     rows = [{"schedule_id": s.spec.schedule_id, "domain": s.spec.domain, "domain_config_id": s.spec.domain_config_id,
              "scheduled_for": s.scheduled_for, "metadata": {"fired_by": ctx.instance_id},
              "status": ExecutionStatus.RUNNING if taken else ExecutionStatus.QUEUED} for s, taken in slots]
     while True:
         try:
-            won = history.claim_slots(slots=rows, instance_id=ctx.instance_id, started_at=now)
+            won = queue_store.claim_slots(slots=rows, instance_id=ctx.instance_id, started_at=now)
             ctx.db_outage.up()
             return won
         except DatabaseError as exc:
@@ -133,30 +135,20 @@ def _claim_with_retry(ctx: RunContext, slots: list[tuple[FiredSlot, bool]],
 
 
 def _too_late(ctx: RunContext, slot: FiredSlot) -> str:
+    """Why the slot is not claimed (due.verdict), or "". Fired this late: every
+    instance was down, or a second look came after an outage."""
     now = ctx.clock()
-    late = (slot.fired_at or now) - slot.scheduled_for
-    if late > timedelta(seconds=ctx.misfire_grace):
-        return f"missed by {duration_in_words(late)}: later than the grace time"
-    if ctx.coalesce:
-        trigger = slot.spec.trigger
-        later = trigger.get_next_fire_time(slot.scheduled_for, slot.scheduled_for + timedelta(microseconds=1))
-        if later is not None and later <= now:
-            return f"coalesced: the schedule's later slot {later.isoformat()} is already due"
-    return ""
+    later = due.later_slot_of(slot.spec.trigger, slot.scheduled_for) if ctx.config.coalesce else None
+    return due.verdict(slot=slot.scheduled_for, fired_at=slot.fired_at or now, now=now, grace=ctx.config.misfire_grace,
+                       coalesce=ctx.config.coalesce, later_slot=later).reason
 
 
 def _record_too_late(ctx: RunContext, slot: FiredSlot, reason: str) -> None:
-    # Fired this late (every instance was down, a second look after an
-    # outage): grace is about firing; a queued slot never expires.
+    # Grace is about firing: a slot that was queued in time never expires.
     spec = slot.spec
-    logger.warning("Slot %s of %s not queued: %s", slot.scheduled_for, spec.job_id, reason)
-    try:
-        history.record_unrun_slot(
-            schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
-            scheduled_for=slot.scheduled_for, instance_id=ctx.instance_id, reason=reason,
-        )
-    except DatabaseError as exc:
-        ctx.db_outage.down(exc, "missed slots are only logged")
+    record_not_run(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                   scheduled_for=slot.scheduled_for, instance_id=ctx.instance_id, reason=reason,
+                   outage=ctx.db_outage)
 
 
 class SlotClaimer:

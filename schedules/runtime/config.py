@@ -35,6 +35,8 @@ class RuntimeConfig:
     alert_check_interval: float
     metrics_port: int
     metrics_addr: str
+    redis_url: str  # "" in the embedded default: local locks, no notices, no slot gate
+    database: str  # what the logs call the database: "PostgreSQL" or "database"
     fire: bool = True  # fire slots into the queue (--scans-only: no)
     scan: bool = True  # take queued slots and run their scans (--fire-only: no)
 
@@ -60,6 +62,8 @@ class RuntimeConfig:
             "alert_check_interval": settings.ALERT_CHECK_INTERVAL,
             "metrics_port": settings.METRICS_PORT,
             "metrics_addr": settings.METRICS_ADDR,
+            "redis_url": settings.REDIS_URL,
+            "database": "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "database",
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

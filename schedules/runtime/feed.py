@@ -1,4 +1,5 @@
-"""Live schedule changes in a running instance, three ways, fastest first:
+"""Feed: live schedule changes reach the job table of a running instance, three ways.
+Fastest first:
 
 1. Redis pub/sub notices (ids only), sent after commit by signals, admin bulk
    actions and the API import: applied within milliseconds.
@@ -19,13 +20,15 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from typing import Callable, Protocol
 
-from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Max
 from django.db.models.functions import Now
+from django_redis import get_redis_connection
+from redis.client import PubSub
 
-from schedules.runtime.specs import JobSpec, enabled_digests, iter_specs, load_spec
+from schedules.runtime.specs import JobSpec, enabled_digests, iter_specs
 from schedules.models import Schedule, ScheduleChange
 from schedules.notify import CHANNEL
 
@@ -36,42 +39,41 @@ GAP_SECONDS = 30.0
 PRUNE_AFTER = timedelta(hours=1)
 
 
+class JobTarget(Protocol):
+    """Where the feed sends what it found (job_table.JobTable)."""
+
+    def apply_spec(self, schedule_id: uuid.UUID, wanted: JobSpec | None, *, source: str) -> bool: ...
+
+    def digests(self) -> dict[uuid.UUID, str]: ...
+
+
 class ChangeFeed:
-    def __init__(self, *, service, on_changes=None):
+    def __init__(self, *, jobs: JobTarget, redis_url: str, stop: threading.Event,
+                 on_changes: Callable[[set[uuid.UUID]], None] | None = None):
         """``on_changes``: called with the ids of every batch of changed
         schedules seen (a pause is recorded as a change too: see pauses.services)."""
-        self.service = service
+        self.jobs = jobs
+        self.notices = bool(redis_url)  # notices travel over Redis pub/sub; without it, the change log alone
         self.on_changes = on_changes
         self.highest = 0  # the highest change id read
         self._gaps: dict[int, float] = {}  # lower ids not read yet -> when first missed
         self._poll_mutex = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.pubsub = None
+        self._stop = stop
+        self.pubsub: PubSub | None = None
         self.last_full_diff_fixed = 0
         self.last_full_diff_seconds = 0.0
 
-    # --- lifecycle --------------------------------------------------------
-    def start(self) -> None:
-        if settings.REDIS_URL:
-            self._thread = threading.Thread(target=self._listen, name="change-notices", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
     def describe(self) -> dict:
         return {
-            "notices": "redis" if self._thread else "off",
+            "notices": "redis" if self.notices else "off",
             "subscribed": self.pubsub is not None and bool(getattr(self.pubsub, "subscribed", False)),
             "last_full_diff_fixed": self.last_full_diff_fixed,
             "last_full_diff_seconds": round(self.last_full_diff_seconds, 3),
         }
 
     # --- 1. notices -------------------------------------------------------
-    def _listen(self) -> None:
-        from django_redis import get_redis_connection
-
+    def listen(self) -> None:
+        """Apply notices as they come until the instance stops (a loop of loops.Loops)."""
         down_logged = False
         while not self._stop.is_set():
             try:
@@ -118,7 +120,7 @@ class ChangeFeed:
         wanted: dict[uuid.UUID, JobSpec] = {}
         for chunk in _chunks(list(schedule_ids), 1000):
             wanted.update((s.schedule_id, s) for s in iter_specs(Schedule.objects.filter(schedule_id__in=chunk, enabled=True)))
-        return sum(self.service.apply_spec(sid, wanted.get(sid), source=source) for sid in schedule_ids)
+        return sum(self.jobs.apply_spec(sid, wanted.get(sid), source=source) for sid in schedule_ids)
 
     # --- 2. change log ---------------------------------------------------
     def begin(self) -> None:
@@ -171,8 +173,7 @@ class ChangeFeed:
         """Compare the database's digest of every enabled schedule with the
         digest each loaded job was built from; rebuild only what differs."""
         started = time.monotonic()
-        with self.service._specs_mutex:
-            loaded = {sid: spec.row_hash for sid, spec in self.service.specs.items()}
+        loaded = self.jobs.digests()
         stale: set[uuid.UUID] = set()
         seen: set[uuid.UUID] = set()
         for schedule_id, digest in enabled_digests():
@@ -188,9 +189,6 @@ class ChangeFeed:
         else:
             logger.debug("Full diff: %d jobs in step (%.2f s)", len(loaded), self.last_full_diff_seconds)
         return fixed
-
-    def spec_of(self, schedule_id: uuid.UUID) -> JobSpec | None:
-        return load_spec(schedule_id)
 
     def _safely(self, task) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Background loops of one instance that cannot die silently.
+"""Loops: every background loop of an instance, on one primitive that cannot die silently.
+Thread loops (``start``, ``every``) and the main loop's periodic passes (``Ticker``).
 
 A pass that raises is logged and the loop goes on with its next pass. A loop
 that ends by an exception anyway (a bug outside its passes) is logged as
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from django.db import DatabaseError, close_old_connections
@@ -20,7 +22,9 @@ logger = logging.getLogger("schedules.runtime")
 
 
 class Loops:
-    def __init__(self, *, on_death: Callable[[str], None], on_db_error: Callable[[DatabaseError], None]):
+    def __init__(self, *, stop: threading.Event, on_death: Callable[[str], None],
+                 on_db_error: Callable[[DatabaseError], None]):
+        self.stop = stop
         self.on_death = on_death
         self.on_db_error = on_db_error
         self.threads: dict[str, threading.Thread] = {}
@@ -35,6 +39,23 @@ class Loops:
         thread.start()
         return thread
 
+    def every(self, name: str, interval: float, task: Callable[[], object], *, until: threading.Event | None = None,
+              at_once: bool = True) -> threading.Thread:
+        """Run ``task`` on its own thread every ``interval`` seconds (never two
+        passes at once: a slow pass delays the next) until ``until`` (default:
+        the instance's stop) is set."""
+        until = until or self.stop
+
+        def body() -> None:
+            if not at_once and until.wait(interval):
+                return
+            while True:
+                self.one_pass(name, task)
+                if until.wait(interval):
+                    return
+
+        return self.start(name, body)
+
     def _watched(self, name: str, body: Callable[[], None]) -> None:
         try:
             body()
@@ -45,6 +66,8 @@ class Loops:
                             name, exc_info=True)
             self.on_death(name)
             return
+        finally:
+            close_old_connections()
         metrics.LOOP_ALIVE.labels(loop=name).set(0)
 
     def one_pass(self, name: str, task: Callable[[], object]) -> bool:
@@ -59,3 +82,30 @@ class Loops:
         finally:
             close_old_connections()
         return False
+
+
+class Ticker:
+    """The main loop's periodic passes: each task runs when its interval has
+    passed since its last run, on the thread that calls ``tick`` (the main
+    loop, between heartbeats), through ``Loops.one_pass``."""
+
+    def __init__(self, *, loops: Loops, on_pass: Callable[[], None] = lambda: None):
+        self.loops = loops
+        self.on_pass = on_pass  # after a pass that succeeded (the database answered)
+        self._tasks: list[tuple[str, float, Callable[[], object]]] = []
+        self._last_run: dict[str, float] = {}
+
+    def add(self, name: str, interval: float, task: Callable[[], object], *, ran_now: bool = False) -> None:
+        """``ran_now``: count the task as just run (its first pass waits a whole interval)."""
+        self._tasks.append((name, interval, task))
+        if ran_now:
+            self._last_run[name] = time.monotonic()
+
+    def tick(self) -> None:
+        for name, interval, task in self._tasks:
+            now = time.monotonic()
+            if now - self._last_run.get(name, float("-inf")) < interval:
+                continue
+            self._last_run[name] = now
+            if self.loops.one_pass(name, task):
+                self.on_pass()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from history import services as history
-
+from history import queue as queue_store
 from schedules.runtime.specs import JobSpec
 from schedules.runtime.context import RunContext
 
@@ -19,13 +18,13 @@ def enqueued(ctx: RunContext, claimed: list[tuple[JobSpec, datetime]], *, wake: 
     """After this instance claimed slots: fold the older queued ones of their
     schedules (one UPDATE per slot time: a herd is one), and wake the taker
     (not needed when every claim went straight to a worker here)."""
-    if ctx.coalesce:
+    if ctx.config.coalesce:
         by_slot: dict[datetime, list[JobSpec]] = {}
         for spec, scheduled_for in claimed:
             if spec.frequency != "once":  # a once schedule has no older slot to fold
                 by_slot.setdefault(scheduled_for, []).append(spec)
         for scheduled_for, specs in by_slot.items():
-            folded = history.fold_queued(schedule_ids=[spec.schedule_id for spec in specs], before=scheduled_for,
+            folded = queue_store.fold_queued(schedule_ids=[spec.schedule_id for spec in specs], before=scheduled_for,
                                          reason=f"coalesced: the schedule's later slot {scheduled_for.isoformat()} is due")
             if folded:
                 logger.info("Coalesced %d queued slot(s) of %d schedule(s) into %s", folded, len(specs), scheduled_for)

@@ -11,6 +11,7 @@ from django.db import DatabaseError, close_old_connections
 from datetime import datetime
 from typing import Callable
 
+from history import queue as queue_store
 from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
@@ -26,7 +27,7 @@ logger = logging.getLogger("schedules.runtime")
 
 
 def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobSpec | None]) -> str:
-    """Run one row this instance took from the queue (history.take_queued)
+    """Run one row this instance took from the queue (queue_store.take_queued)
     with the schedule's current snapshot."""
     execution_id, scheduled_for = row["execution_id"], row["scheduled_for"]
     try:
@@ -34,7 +35,7 @@ def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobS
         if ctx.stop.is_set():
             # Taken just as this instance began to stop: back to the queue,
             # for another instance; queued work is never interrupted.
-            history.requeue(execution_ids=[execution_id], instance_id=ctx.instance_id)
+            queue_store.requeue(execution_ids=[execution_id], instance_id=ctx.instance_id)
             return ExecutionStatus.QUEUED
         if spec is None:
             history.finish_execution(execution_id=execution_id, status=ExecutionStatus.SKIPPED,
@@ -84,7 +85,7 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
             # meanwhile, so connections follow database work, not scans.
             close_old_connections()
             outcome = run_with_retries(runner=ctx.runner, request=request, max_retries=spec.max_retries,
-                                       backoff=ctx.retry_backoff, stop=ctx.stop)
+                                       backoff=ctx.config.retry_backoff, stop=ctx.stop)
         finally:
             if held is not None:
                 with scan.mutex:
@@ -123,7 +124,7 @@ def renew_running(ctx: RunContext) -> None:
             if held is not None and not ctx.locks.renew(held):
                 logger.warning("Lost lock of schedule %s while its scan runs: %s", scan.schedule_id, held.lost_reason)
     try:
-        history.touch_running(execution_ids=[s.execution_id for s in running], instance_id=ctx.instance_id)
+        queue_store.touch_running(execution_ids=[s.execution_id for s in running], instance_id=ctx.instance_id)
     except DatabaseError as exc:
         ctx.db_outage.down(exc, "heartbeats resume when it returns")
 

@@ -10,7 +10,7 @@ import threading
 import time
 from datetime import datetime
 
-from history.models import ExecutionTrigger, JobExecution
+from history import queue as queue_store
 
 from schedules.runtime.specs import JobSpec
 
@@ -36,18 +36,9 @@ class LostSlotCheck:
         if not due:
             return []
         try:
-            existing = set(
-                JobExecution.objects.filter(
-                    trigger=ExecutionTrigger.SCHEDULED,
-                    schedule_id__in={spec.schedule_id for _, spec, _, _ in due},
-                    scheduled_for__in={slot for _, _, slot, _ in due},
-                ).values_list("schedule_id", "scheduled_for")
-            )
+            existing = queue_store.claimed_among([(spec.schedule_id, slot) for _, spec, slot, _ in due])
         except Exception:
             with self._mutex:  # the database is away: look again next time
                 self._pending.extend(due)
             raise
         return [(spec, slot, fired) for _, spec, slot, fired in due if (spec.schedule_id, slot) not in existing]
-
-    def __len__(self) -> int:
-        return len(self._pending)

@@ -12,8 +12,7 @@ from typing import Callable
 
 from django_apscheduler.util import close_old_connections as with_fresh_connections
 
-from history import services as history
-
+from history import queue as queue_store
 from schedules.runtime.specs import JobSpec
 from schedules.runtime.context import RunContext, RunningScan
 from schedules.runtime.run import run_taken
@@ -55,7 +54,7 @@ class QueueTaker:
             return 0
         rows: list[dict] = []
         try:
-            rows = history.take_queued(instance_id=self.ctx.instance_id, limit=seats, now=self.ctx.clock())
+            rows = queue_store.take_queued(instance_id=self.ctx.instance_id, limit=seats, now=self.ctx.clock())
         finally:
             self.unreserve(seats - len(rows))
         for row in rows:
@@ -75,7 +74,7 @@ class QueueTaker:
             run_taken(self.ctx, row, spec_of=self.spec_of)
             if self.ctx.stop.is_set():
                 return
-            taken = history.take_queued(instance_id=self.ctx.instance_id, limit=1, now=self.ctx.clock())
+            taken = queue_store.take_queued(instance_id=self.ctx.instance_id, limit=1, now=self.ctx.clock())
             row = taken[0] if taken else None
             if row is not None:
                 self._register(row)

@@ -58,7 +58,7 @@ def http_runner(request: ScanRequest) -> ScanResult:
     # one exception: a kept-alive connection that the scan API had closed
     # before answering is posted again on a new one, with the same key.
     # Idempotency-Key: a run whose instance died is delivered again by another
-    # (history.services.rescue_orphaned) with the same key; the scan API can
+    # (history.queue.rescue_orphaned) with the same key; the scan API can
     # answer the repeat without scanning twice.
     payload = {
         "domain": request.domain,

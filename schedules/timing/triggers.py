@@ -24,6 +24,7 @@ from croniter import croniter
 from scanner_project.timezones import is_zone_name, why_not_a_zone
 
 from schedules.timing.cron import CronSyntaxError, LocalTimeTrigger, parse_classic
+from schedules.timing.spread import spread
 from schedules.validators import is_integer
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "cron", "interval", "once")
@@ -254,8 +255,11 @@ def trigger_key(frequency: str, time_config: Any, timezone: str) -> str:
     return json.dumps([frequency, time_config, timezone], sort_keys=True)
 
 
-def shared_trigger(frequency: str, time_config: dict, timezone: str) -> BaseTrigger:
-    return trigger_for_key(trigger_key(frequency, time_config, timezone))
+def trigger_of(*, frequency: str, time_config: Any, timezone: str, offset_seconds: int = 0) -> BaseTrigger:
+    """A schedule's slots as they really run: its time config, moved by its
+    spread offset. The one way the admin, the models and the runtime build a
+    trigger; equal time configs share one cached trigger. Raises TimeConfigError."""
+    return spread(trigger_for_key(trigger_key(frequency, time_config, timezone)), offset_seconds)
 
 
 def next_fire_times(trigger: BaseTrigger, *, count: int, now: datetime) -> list[datetime]:
