@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DurationField, ExpressionWrapper, F, Max, Min
+from django.db.models import F, Max
 from django.db.models.functions import Now
 
 from history import scan_changes
@@ -162,17 +162,11 @@ def note_sync_result(result: dict | None, *, instance_id: str = "") -> None:
 
 
 # --- queued slots waiting --------------------------------------------------------
-def oldest_queued_age_seconds() -> float | None:
-    """How long the oldest queued execution has waited, by the database's clock."""
-    age = JobExecution.objects.filter(status=ExecutionStatus.QUEUED).aggregate(
-        age=ExpressionWrapper(Now() - Min("created_at"), output_field=DurationField()))["age"]
-    return None if age is None else age.total_seconds()
-
-
 def check_queue_age(*, age_seconds: float | None, threshold_seconds: float | None = None,
                     instance_id: str = "") -> bool | None:
     """Firing when the oldest queued slot has waited longer than the threshold;
-    resolved when the queue has caught up. ``age_seconds`` None: queue empty."""
+    resolved when the queue has caught up. ``age_seconds`` None: queue empty.
+    The age is the one /healthz and /metrics show: history.statistics.get_queue_backlog."""
     threshold = settings.ALERT_QUEUE_AGE_SECONDS if threshold_seconds is None else threshold_seconds
     behind = age_seconds is not None and age_seconds > threshold
     if behind:

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from django.db import close_old_connections
 
+from history.statistics import get_queue_backlog
+
 from alerts import checks
 from alerts.channels import environment_channels, register_environment_channels
 from alerts.delivery import dispatch_all
@@ -68,7 +70,7 @@ def evaluate(*, lookback: timedelta, instance_id: str = "") -> None:
         ("new cookies before consent", lambda: checks.check_new_cookies_before_consent(finished_within=lookback,
                                                                                        instance_id=instance_id)),
         ("scheduler liveness", lambda: checks.check_scheduler_liveness(instance_id=instance_id)),
-        ("queue age", lambda: checks.check_queue_age(age_seconds=checks.oldest_queued_age_seconds(),
+        ("queue age", lambda: checks.check_queue_age(age_seconds=get_queue_backlog()["oldest_seconds"],
                                                      instance_id=instance_id)),
     ):
         try:

@@ -2,7 +2,8 @@
 
 Every number comes from one SQL aggregate over an indexed time window, never
 from rows loaded into Python: the table reaches millions of rows. The clock is
-a keyword parameter (``now=``) so callers and tests decide what "now" is.
+a keyword parameter (``now=``) so callers and tests decide what "now" is;
+queue age alone is read on the database's clock (see get_queue_backlog).
 
 Counting rules: a window holds the executions *started* in [now - window, now).
 ``total_executions`` counts finished ones only (queued and running have no
@@ -17,7 +18,7 @@ from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.functions import Now, TruncDate, TruncHour
 from django.utils import timezone
 
 from history.models import FINISHED_STATUSES, ExecutionStatus, ExecutionTrigger, JobExecution
@@ -222,15 +223,30 @@ TAKEN = (ExecutionStatus.RUNNING, ExecutionStatus.SUCCESS, ExecutionStatus.FAILE
 START_DELAY = ExpressionWrapper(F("started_at") - F("scheduled_for"), output_field=DurationField())
 
 
-def get_queue_backlog(*, now: datetime | None = None, using: str = "default") -> dict:
+def get_queue_backlog(*, using: str = "default") -> dict:
     """{"depth": queued executions, "oldest_seconds": how long the oldest has
-    waited (None when the queue is empty)}. A queued row's started_at is the
-    time it was queued until a worker takes it."""
-    queued = JobExecution.objects.using(using).filter(status=ExecutionStatus.QUEUED)
-    row = queued.aggregate(depth=Count("pk"), oldest=Min("started_at"))
-    oldest = row["oldest"]
+    waited (None when the queue is empty)}: the one definition of queue age,
+    read by /healthz, /metrics, the dashboard and the queue alert.
+
+    "Waiting since" is a queued row's ``started_at``: until a worker takes the
+    row it holds the time the row entered the queue. A claimed slot and a
+    manual run write it when they are queued; a row put back after a failed
+    delivery (requeue at shutdown, rescue_orphaned after its instance died)
+    gets ``started_at = created_at`` again, so it keeps its place and its age
+    counts from when it was first queued (it has waited that long for an
+    outcome). It is also the column take_queued orders by, so the oldest row
+    by this age is the one next in line, and the partial queue index covers it.
+
+    The age is measured on the database's clock (``now() - min(started_at)``
+    in the same query as the depth), never this process's: every instance and
+    the web process then report the same age for the same rows, whatever
+    their own clocks say. A row written by an instance whose clock runs ahead
+    of the database's would look younger than zero; it counts as 0."""
+    row = JobExecution.objects.using(using).filter(status=ExecutionStatus.QUEUED).aggregate(
+        depth=Count("pk"), age=ExpressionWrapper(Now() - Min("started_at"), output_field=DurationField()))
+    age = row["age"]
     return {"depth": row["depth"],
-            "oldest_seconds": None if oldest is None else round(max((_now(now) - oldest).total_seconds(), 0.0), 1)}
+            "oldest_seconds": None if age is None else round(max(age.total_seconds(), 0.0), 1)}
 
 
 def get_hourly_start_delays(*, hours: int = 24, now: datetime | None = None) -> list[dict]:

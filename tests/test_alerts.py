@@ -13,6 +13,7 @@ from alerts.channels import environment_channels, register_environment_channels
 from alerts.delivery import dispatch_all
 from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
+from history.statistics import get_queue_backlog
 from schedules.models import SchedulerInstance
 
 from tests.smtp_server import SmtpServer
@@ -79,12 +80,13 @@ def test_no_live_instance_alerts_after_the_threshold(hook):
 
 def test_queue_age_alert_reads_the_oldest_queued_row(make_schedule, hook):
     schedule = make_schedule()
-    assert checks.oldest_queued_age_seconds() is None
+    assert get_queue_backlog()["oldest_seconds"] is None
     JobExecution.objects.create(schedule=schedule, job_id=schedule.job_id, domain=schedule.domain,
                                 domain_config_id=schedule.domain_config_id, status="queued", trigger="manual",
                                 started_at=Now())
-    JobExecution.objects.filter(status="queued").update(created_at=Now() - timedelta(seconds=900))
-    age = checks.oldest_queued_age_seconds()
+    # A queued row waits since its started_at (see get_queue_backlog), by the database's clock.
+    JobExecution.objects.filter(status="queued").update(started_at=Now() - timedelta(seconds=900))
+    age = get_queue_backlog()["oldest_seconds"]
     assert 899 < age < 960
     assert checks.check_queue_age(age_seconds=age, threshold_seconds=600) is True
     assert checks.check_queue_age(age_seconds=10.0, threshold_seconds=600) is False
@@ -141,7 +143,7 @@ def test_a_failing_check_does_not_stop_the_others_or_the_loop(monkeypatch, hook,
     monkeypatch.setattr(checks, "check_schedule_streaks", broken)
     JobExecution.objects.create(job_id="schedule:x", domain="q.example.com", domain_config_id="q", status="queued",
                                 trigger="manual", started_at=Now())
-    JobExecution.objects.update(created_at=Now() - timedelta(hours=1))
+    JobExecution.objects.update(started_at=Now() - timedelta(hours=1))  # queued an hour ago
     loop = AlertLoop(instance_id="test")
     loop._pass()  # what the main loop's thread runs: logs, never raises
     assert "Alert check schedule streaks failed" in caplog.text

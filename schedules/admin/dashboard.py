@@ -83,7 +83,7 @@ def dashboard_context(*, now: datetime | None = None, sections: frozenset = froz
     if "history" in sections:
         context.update(windows=window_statistics(now=now), **_charts(now=now),
                        failing=statistics.get_failing_schedules(days=7, limit=10, now=now),
-                       queue=statistics.get_queue_backlog(now=now), queue_warn_seconds=settings.QUEUE_WARN_SECONDS,
+                       queue=statistics.get_queue_backlog(), queue_warn_seconds=settings.QUEUE_WARN_SECONDS,
                        delay_hours=DELAY_HOURS)
     if "schedules" in sections:
         context["next_runs"] = list(next_runs(limit=10))
