@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from alerts.loop import evaluate
 from alerts.models import Alert, AlertKind
+from history import queue as queue_store
 from history import services
 from history.models import ExecutionStatus
 from schedules.models import SchedulerInstance
@@ -33,7 +34,7 @@ def _db_now() -> datetime:
 def _claim(schedule, *, at: datetime, status: str = ExecutionStatus.QUEUED):
     slot = {"schedule_id": schedule.schedule_id, "domain": schedule.domain,
             "domain_config_id": schedule.domain_config_id, "scheduled_for": at, "status": status}
-    return services.claim_slots(slots=[slot], instance_id="host-a", started_at=at)[(schedule.schedule_id, at)]
+    return queue_store.claim_slots(slots=[slot], instance_id="host-a", started_at=at)[(schedule.schedule_id, at)]
 
 
 @pytest.fixture
@@ -48,15 +49,15 @@ def queue(make_schedule, settings) -> datetime:
     schedule = make_schedule()
     # Queued 300 s ago, taken, and put back by a live instance after its own stopped beating.
     orphan = _claim(schedule, at=base - timedelta(seconds=300))
-    assert [row["execution_id"] for row in services.take_queued(instance_id="host-a", limit=1)] == [orphan]
-    assert services.rescue_orphaned(stale_after=timedelta(0), max_deliveries=3) == (1, 0)
+    assert [row["execution_id"] for row in queue_store.take_queued(instance_id="host-a", limit=1)] == [orphan]
+    assert queue_store.rescue_orphaned(stale_after=timedelta(0), max_deliveries=3) == (1, 0)
     # Queued 1200 s ago (the oldest, so taken next), taken, handed back at shutdown after its scan had started.
     shut_down = _claim(schedule, at=base - timedelta(seconds=OLDEST))
-    taken = services.take_queued(instance_id="host-a", limit=1)
+    taken = queue_store.take_queued(instance_id="host-a", limit=1)
     assert [row["execution_id"] for row in taken] == [shut_down]
-    assert services.requeue(execution_ids=[shut_down], instance_id="host-a", started=True) == 1
+    assert queue_store.requeue(execution_ids=[shut_down], instance_id="host-a", started=True) == 1
     _claim(schedule, at=base - timedelta(seconds=900))
-    services.queue_manual_run(schedule_id=schedule.schedule_id, domain=schedule.domain,
+    queue_store.queue_manual_run(schedule_id=schedule.schedule_id, domain=schedule.domain,
                               domain_config_id=schedule.domain_config_id, requested_by="ops")
     # Not queued, and older than any queued row: they must not count.
     _claim(schedule, at=base - timedelta(seconds=5000), status=ExecutionStatus.RUNNING)

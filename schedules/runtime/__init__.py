@@ -1,11 +1,12 @@
 """The scheduler runtime: the path of a slot, top-down, one module per step.
+fire -> claim -> queue -> take -> lock -> run -> finish; service.py runs them in one process.
 
-fire.py -> claim.py -> queue.py -> take.py -> lock.py -> run.py -> finish.py
-
-service.py wires them into one ``runscheduler`` process (config.py: its
-settings, read once; loops.py: background loops that cannot die silently;
-startup.py: the catch-up at start; second_look.py: slots lost at the gate;
-housekeeping.py: the chores off the slot path).
+Shared by the steps, importing none of them: config (the settings, read
+once), context (what a run needs from its instance), specs (a schedule's
+snapshot), due (grace and coalescing), bookkeeping (unrun slots, last/next
+run), locks, outages, second_look, job_table (the loaded jobs), feed (live
+changes) and loops (the one background-loop primitive). startup.py writes the
+catch-up at start; housekeeping.py gathers the chores off the slot path.
 """
 
 from schedules.runtime.config import RuntimeConfig
