@@ -581,6 +581,7 @@ def breakdown(args) -> None:
 
     from schedules.scans import visit as visit_module
     from schedules.scans.browser import BrowserScanner
+    from schedules.scans.config import ScanConfig
     from schedules.scans.request import ScanRequest
 
     timings: dict[str, list[float]] = {}
@@ -627,7 +628,7 @@ def breakdown(args) -> None:
     visit_module.Visit._settle, visit_module.Visit._consent = settle_timed, consent_timed
     timed(BrowserScanner, "_browser", "browser (start on first use)")
 
-    scanner = BrowserScanner.from_settings()
+    scanner = BrowserScanner.from_config(ScanConfig.from_settings())
     with Site() as site:
         def one(n: int) -> float:
             request = ScanRequest(schedule_id=uuid.uuid4(), execution_id=uuid.uuid4(), domain=site.domain,

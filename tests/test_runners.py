@@ -11,8 +11,8 @@ import pytest
 from scanner_project.logformat import JsonFormatter
 from schedules.scans import get_runner
 from schedules.scans.browser import BrowserScanner
-from schedules.scans.http_api import http_runner
-from schedules.scans.probe import probe_runner
+from schedules.scans.http_api import ScanApiClient, http_runner
+from schedules.scans.probe import ProbeScanner, probe_runner
 from schedules.scans.request import ScanRefused, ScanRequest, noop_runner
 from schedules.scans.retries import run_with_retries
 from tests.api_server import send
@@ -105,9 +105,9 @@ def test_runner_selection(settings):
     settings.SCAN_RUNNER, settings.SCAN_API_URL = "", ""
     assert isinstance(get_runner(), BrowserScanner)  # the default: a real browser scan
     settings.SCAN_API_URL = "http://scan.internal/scans"
-    assert get_runner() is http_runner
+    assert isinstance(get_runner(), ScanApiClient)
     settings.SCAN_RUNNER = "probe"
-    assert get_runner() is probe_runner
+    assert isinstance(get_runner(), ProbeScanner)
     settings.SCAN_RUNNER = "schedules.scans.request.noop_runner"
     assert get_runner() is noop_runner
     settings.SCAN_RUNNER = "schedules.runners.noop_runner"  # the path before schedules.scans still works

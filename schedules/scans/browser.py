@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ipaddress
 import logging
 import os
 import shutil
@@ -21,10 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from scanner_project.outbound.http import DeadlineExceeded
 from schedules.scans import ScannerUnavailable
+from schedules.scans.config import Network, ScanConfig
 from schedules.scans.request import ScanRequest, ScanResult
 
 logger = logging.getLogger("schedules.scans")
@@ -35,20 +33,21 @@ MARKER = "scanner-runscheduler-pid"
 
 @dataclass(frozen=True)
 class BrowserConfig:
+    """The part of a ScanConfig the browser scanner keeps."""
+
     executable: str
     deadline: float
     scheme: str
     allow_private: bool
-    allowed_networks: tuple
+    allowed_networks: tuple[Network, ...]
     connect_timeout: float
 
     @classmethod
-    def from_settings(cls) -> "BrowserConfig":
+    def of(cls, config: ScanConfig) -> BrowserConfig:
         return cls(
-            executable=settings.SCAN_BROWSER_PATH, deadline=settings.SCAN_DEADLINE, scheme=settings.PROBE_SCHEME,
-            allow_private=settings.PROBE_ALLOW_PRIVATE,
-            allowed_networks=tuple(ipaddress.ip_network(n) for n in settings.PROBE_ALLOWED_NETWORKS),
-            connect_timeout=settings.REQUEST_TIMEOUT,
+            executable=config.browser_path, deadline=config.deadline, scheme=config.scheme,
+            allow_private=config.allow_private, allowed_networks=config.allowed_networks,
+            connect_timeout=config.request_timeout,
         )
 
 
@@ -66,8 +65,8 @@ class BrowserScanner:
         self.launches = 0
 
     @classmethod
-    def from_settings(cls) -> "BrowserScanner":
-        return cls(BrowserConfig.from_settings())
+    def from_config(cls, config: ScanConfig) -> BrowserScanner:
+        return cls(BrowserConfig.of(config))
 
     # --- the runner ----------------------------------------------------------
     def __call__(self, request: ScanRequest) -> ScanResult:

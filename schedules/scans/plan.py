@@ -1,4 +1,4 @@
-"""Plan: which pages one scan visits, from its scan settings.
+"""Plan: which pages one scan visits, as its scan settings (customPages, scanDepth...) say.
 
 The home page is depth 0 and always first; ``customPages`` come next, in every
 scan; with ``allow_deep_scan`` the links of the same site are followed

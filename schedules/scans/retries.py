@@ -11,9 +11,8 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 
-from scanner_project.redaction import redact, redact_data
-
 from scanner_project.outbound.http import DeadlineExceeded, ResponseTooLarge
+from scanner_project.redaction import redact, redact_data
 from schedules.scans.request import Runner, ScanRefused, ScanRequest, ScanResult, as_result
 
 

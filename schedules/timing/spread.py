@@ -10,17 +10,35 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timedelta, timezone
+from functools import cache
+from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 UTC = timezone.utc
 MAX_SPREAD_MINUTES = 24 * 60
 
 
+@cache
+def default_window_seconds() -> int:
+    """DEFAULT_SPREAD_SECONDS, read once: spread_offset runs for every row of
+    a full load (100,000 schedules) and must not go back to the settings."""
+    return settings.DEFAULT_SPREAD_SECONDS
+
+
+@receiver(setting_changed)
+def _forget_default_window(*, setting: str, **_: Any) -> None:
+    # Settings change only under override_settings (tests): read it again then.
+    if setting == "DEFAULT_SPREAD_SECONDS":
+        default_window_seconds.cache_clear()
+
+
 def window_seconds(spread_minutes: int | None) -> int:
     """The schedule's own window, or DEFAULT_SPREAD_SECONDS when it has none."""
-    return spread_minutes * 60 if spread_minutes is not None else settings.DEFAULT_SPREAD_SECONDS
+    return spread_minutes * 60 if spread_minutes is not None else default_window_seconds()
 
 
 def spread_offset(schedule_id: uuid.UUID | str, spread_minutes: int | None) -> int:
