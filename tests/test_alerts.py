@@ -14,7 +14,6 @@ from alerts.delivery import dispatch_all
 from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
 from schedules.models import SchedulerInstance
-
 from tests.smtp_server import SmtpServer
 from tests.webhook_server import WebhookReceiver
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from django.db import transaction
 
-from schedules.runtime.finish import update_schedule_columns
-from schedules.runtime.feed import ChangeFeed
 from schedules.models import ScanProfile, Schedule, ScheduleChange
+from schedules.runtime.feed import ChangeFeed
+from schedules.runtime.finish import update_schedule_columns
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,9 @@ from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import OutageLog, RunContext
+from schedules.runtime.lock import RedisScheduleLocks, lock_key
 from schedules.runtime.run import run_taken
 from schedules.runtime.specs import load_spec
-from schedules.runtime.lock import RedisScheduleLocks, lock_key
 from schedules.scans.request import ScanResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -243,8 +243,8 @@ def test_the_clock_skew_to_the_database_is_measured():
 
 
 def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, caplog):
-    from schedules.runtime.specs import iter_specs
     from schedules.models import Schedule
+    from schedules.runtime.specs import iter_specs
 
     good, bad = make_schedule(), make_schedule()
     Schedule.objects.filter(pk=bad.pk).update(time_config={"hour": 99, "minute": 0})

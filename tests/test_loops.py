@@ -11,14 +11,13 @@ from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import RunningScan
-from schedules.runtime.specs import load_spec
 from schedules.runtime.lock import HeldLock
 from schedules.runtime.loops import Loops
 from schedules.runtime.run import renew_running
+from schedules.runtime.specs import load_spec
 from schedules.runtime.take import QueueTaker
-
-from tests.waiting import wait_until
 from tests.test_execution import SLOT, context, ok_runner
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from schedules.importer.periodic import PeriodicSyncThread
 from schedules.models import SchedulerInstance
 from schedules.runtime import SchedulerService
-from schedules.importer.periodic import PeriodicSyncThread
 from tests.api_server import trickle_headers
 
 
