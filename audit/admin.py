@@ -11,11 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scanner_project.admin_readonly import ReadOnlyAdmin
-from scanner_project.admin_sections import page_section
-
 from audit.actor import acting_as
 from audit.models import ActorKind, AuditEntry
+from scanner_project.admin_readonly import ReadOnlyAdmin
+from scanner_project.admin_sections import page_section
 
 SHOWN_ON_PAGE = 20
 

@@ -22,12 +22,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from scanner_project.daily import once_a_day
-
 from audit import chain
 from audit.actor import acting_as
 from audit.models import ActorKind, AuditAction, AuditEntry
 from audit.recording import record
+from scanner_project.daily import once_a_day
 
 logger = logging.getLogger(__name__)
 

@@ -24,11 +24,10 @@ from typing import Any, Iterable
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from scanner_project.redaction import redact_userinfo
-
 from audit import chain
 from audit.actor import current
 from audit.models import AuditAction, AuditEntry
+from scanner_project.redaction import redact_userinfo
 
 NOT_AUDITED = frozenset({"next_run", "last_run", "last_status", "updated_at", "created_at"})
 SECRET_NAME = re.compile(r"secret|token|password|passwd|api[_-]?key|signing", re.IGNORECASE)

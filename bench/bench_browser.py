@@ -453,7 +453,7 @@ def run_once(*, site: Site, workers: int, scans: int, timeout: float, sample: fl
     drain = (last_done - queued_at).total_seconds()
     durations = [r["duration_seconds"] for r in done]
     pages = [len(r["metadata"]["scan"]["pages"]) for r in done]
-    per_page = [d / p for d, p in zip(durations, pages) if p]
+    per_page = [d / p for d, p in zip(durations, pages, strict=True) if p]
     first, rest = (durations[0], durations[1:]) if durations else (None, [])
     scan = done[0]["metadata"]["scan"] if done else {}
     cookies = scan.get("cookies", [])
@@ -558,8 +558,8 @@ def report(results: dict[int, list[dict]], args, elapsed: float) -> None:
         firsts = [r["first"] for r in results[1]]
         rests = [r["rest_median"] for r in results[1]]
         print(f"\nFirst scan at MAX_WORKERS=1 (pays the browser start): "
-              f"{', '.join(f'{f:.2f} s vs {m:.2f} s' for f, m in zip(firsts, rests))} (first vs median of the rest); "
-              f"median extra {statistics.median(f - m for f, m in zip(firsts, rests)):.2f} s")
+              f"{', '.join(f'{f:.2f} s vs {m:.2f} s' for f, m in zip(firsts, rests, strict=True))} (first vs median of the rest); "
+              f"median extra {statistics.median(f - m for f, m in zip(firsts, rests, strict=True)):.2f} s")
     if 1 in medians and 4 in medians:
         ratio = medians[4] / medians[1]
         print(f"Target 4 workers >= 1.5 x 1 worker: {ratio:.2f} x -> {'met' if ratio >= 1.5 else 'NOT met'}")

@@ -24,8 +24,8 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from bench.stats import summary  # noqa: E402
-from schedules.models import Schedule  # noqa: E402
 from schedules.importer.apply import sync_schedules_from_api  # noqa: E402
+from schedules.models import Schedule  # noqa: E402
 from tests.api_server import ApiServer, many  # noqa: E402
 
 

@@ -3,15 +3,14 @@ import json
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-
-from scanner_project.redaction import redact
+from django.utils.html import format_html
 
 from history import admin_scan
 from history.admin_filters import DomainFilter, InstanceFilter
 from history.models import ExecutionStatus, JobExecution
 from history.pagination import EstimatedCountPaginator
 from history.wording import lateness
+from scanner_project.redaction import redact
 
 STATUS_COLOURS = {
     "success": "#1a7f37",

@@ -16,10 +16,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from history.models import ExecutionStatus, JobExecution
 from scanner_project.daily import once_a_day
 from scanner_project.metrics import HISTORY_CLEANUP_DELETED
-
-from history.models import ExecutionStatus, JobExecution
 
 logger = logging.getLogger(__name__)
 

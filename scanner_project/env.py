@@ -11,8 +11,8 @@ import os
 import secrets
 import warnings
 from pathlib import Path
-from urllib.parse import quote, urlsplit
 from typing import Any, Callable
+from urllib.parse import quote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured

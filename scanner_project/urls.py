@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
-from schedules.admin.dashboard import dashboard_view
-
 from scanner_project.health import healthz
 from scanner_project.metrics_view import metrics_view
+from schedules.admin.dashboard import dashboard_view
 
 # The app sidebar takes a quarter of a 1,280 px screen from every list; the
 # breadcrumbs and the index page lead to the same places.

@@ -13,4 +13,6 @@ start_services
 
 .venv/bin/python manage.py makemigrations --check --dry-run
 .venv/bin/python manage.py check --fail-level WARNING
+# Lint and import order (pyproject.toml): CI fails on a finding like on a test.
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

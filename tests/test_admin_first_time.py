@@ -13,7 +13,6 @@ from django.utils import timezone
 from history.models import JobExecution
 from history.wording import duration_in_words, lateness
 from schedules.timing.triggers import describe
-
 from tests.cluster import ROOT
 from tests.test_admin import _form
 

@@ -15,7 +15,6 @@ from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
 from history.statistics import get_queue_backlog
 from schedules.models import SchedulerInstance
-
 from tests.smtp_server import SmtpServer
 from tests.webhook_server import WebhookReceiver
 

@@ -12,7 +12,6 @@ from django.utils import timezone
 from alerts.models import Alert, AlertChannel, Delivery
 from history.models import JobExecution
 from schedules.models import Schedule
-
 from tests.cluster import Cluster
 from tests.smtp_server import SmtpServer
 from tests.waiting import wait_until

@@ -9,9 +9,8 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from pauses.services import pause_schedules
-from schedules.models import ScanProfile, Schedule
 from schedules.importer.apply import import_entries
-
+from schedules.models import ScanProfile, Schedule
 from tests.api_server import entry
 from tests.test_admin import _form
 

@@ -6,6 +6,7 @@ or inserted by raw SQL."""
 import json
 import threading
 import uuid
+from itertools import pairwise
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -55,7 +56,7 @@ def test_every_entry_is_chained_including_bulk_writes(make_schedule):
     written = entries()
     assert len(written) == 1 + 3 + 3 + 2 + 1
     assert written[0].prev_hash == chain.GENESIS
-    assert all(e.prev_hash == before.hash for before, e in zip(written, written[1:]))
+    assert all(e.prev_hash == before.hash for before, e in pairwise(written))
     assert all(e.hash == chain.entry_hash(e) for e in written)
     head = AuditChainHead.objects.get()
     assert (head.last_id, head.last_hash) == (written[-1].pk, written[-1].hash)
@@ -114,7 +115,7 @@ def _insert(entry: AuditEntry, *, id: int) -> None:
 
 
 def test_an_inserted_entry_is_found_even_with_a_correct_hash(make_schedule):
-    first, second = make_schedule(), make_schedule()
+    make_schedule(), make_schedule()
     sql("SELECT setval(pg_get_serial_sequence('audit_entries', 'id'), "
         "(SELECT max(id) FROM audit_entries) + 10)")  # a gap, as rolled-back writes leave
     make_schedule()

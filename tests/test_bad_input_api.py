@@ -12,10 +12,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from schedules import services
-from schedules.repository import get_schedule_repository
 from schedules.importer.apply import SyncError, sync_schedules_from_api
-from tests.api_server import closed_port_url, entry, huge_with_length, send
+from schedules.repository import get_schedule_repository
 from tests import cluster
+from tests.api_server import closed_port_url, entry, huge_with_length, send
 from tests.stored_rows import snapshot
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,7 @@ from alerts.models import AlertChannel, Delivery
 from history.models import JobExecution
 from pauses.models import SchedulePause
 from tests.history_factories import make_execution
-from tests.test_browser import (  # noqa: F401 - fixtures
-    _allow_orm_beside_playwright, _close_pool_after_live_server, page as _tall_page)
+from tests.test_browser import _allow_orm_beside_playwright, _close_pool_after_live_server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

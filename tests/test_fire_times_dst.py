@@ -11,9 +11,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from schedules.runtime.specs import iter_specs
-from schedules.models import Schedule
 from schedules.importer.apply import import_entries
+from schedules.models import Schedule
+from schedules.runtime.specs import iter_specs
 from schedules.timing.triggers import TimeConfigError, build_trigger, next_fire_times, skipped_months_warning
 
 UTC = timezone.utc

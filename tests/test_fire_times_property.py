@@ -28,7 +28,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import CroniterBadDateError, croniter
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schedules.timing.triggers import TimeConfigError, build_trigger, next_fire_times
 

@@ -5,8 +5,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from schedules.models import Schedule
 from schedules.importer.apply import TooManyMissing, import_entries
+from schedules.models import Schedule
 from tests.api_server import entry
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,13 @@ import json
 
 import pytest
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from schedules.importer import client as api_client
-from schedules.models import Schedule
 from schedules.importer.apply import import_entries, sync_schedules_from_api
+from schedules.models import Schedule
 from tests.api_server import entry, send
 
 pytestmark = pytest.mark.django_db

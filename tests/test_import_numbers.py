@@ -8,10 +8,12 @@ names the field and the value, and stores nothing."""
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from schedules.models import Schedule
 from schedules.importer.apply import import_entries
+from schedules.models import Schedule
 from schedules.timing.triggers import MAX_INTERVAL_SECONDS
 from schedules.validators import is_integer
 from tests.api_server import entry

@@ -17,7 +17,6 @@ from django_redis import get_redis_connection
 from history.models import JobExecution
 from schedules.models import ScanProfile, Schedule, SchedulerInstance
 from schedules.services import create_schedule, delete_schedule, update_schedule
-
 from tests.cluster import Cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from schedules import services
-from schedules.models import Schedule
 from schedules.importer.apply import import_entries
+from schedules.models import Schedule
 from schedules.timing.triggers import build_trigger
 from tests.api_server import entry
 from tests.stored_rows import snapshot

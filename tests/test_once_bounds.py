@@ -14,9 +14,9 @@ import pytest
 from django.apps import apps
 from django.urls import reverse
 
+from schedules.importer.apply import import_entries
 from schedules.models import Schedule
 from schedules.timing.spread import MAX_SPREAD_MINUTES, spread_offset
-from schedules.importer.apply import import_entries
 from schedules.timing.triggers import ONCE_LATEST, TimeConfigError, build_trigger
 from tests.api_server import entry
 from tests.stored_rows import snapshot

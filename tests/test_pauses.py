@@ -3,6 +3,7 @@ reason (no silent gaps), and the schedule resumes by itself."""
 
 import uuid
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -14,7 +15,6 @@ from pauses.models import SchedulePause
 from pauses.selectors import paused_reason
 from pauses.services import pause_schedules, resume_schedules
 from schedules.models import Schedule
-
 from tests.cluster import Cluster, read_runs
 from tests.waiting import wait_until
 
@@ -101,7 +101,7 @@ def test_three_instances_skip_paused_slots_with_the_reason_and_resume_by_themsel
     in_pause = rows.filter(scheduled_for__gte=start, scheduled_for__lt=resume_at)
     slots = sorted(in_pause.values_list("scheduled_for", flat=True))
     assert len(slots) >= 4
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(slots, slots[1:])), "a gap in the history"
+    assert all(b - a == timedelta(seconds=1) for a, b in pairwise(slots)), "a gap in the history"
     assert set(in_pause.values_list("status", flat=True)) == {"skipped"}
     assert all(m.startswith("paused by ops until") and m.endswith(": DNS move")
                for m in in_pause.values_list("error_message", flat=True))
@@ -117,10 +117,9 @@ def test_the_runtime_asks_about_pauses_only_for_schedules_its_snapshot_names(mak
     from django.test.utils import CaptureQueriesContext
 
     from pauses.selectors import SNAPSHOT_LOOKBACK, pause_snapshot
-    from schedules.runtime.specs import load_spec
     from schedules.models import ScheduleChange
     from schedules.runtime.run import _skipped_for_pause, see_pauses
-
+    from schedules.runtime.specs import load_spec
     from tests.test_execution import context, ok_runner
 
     paused, free = make_schedule(), make_schedule()

@@ -30,7 +30,7 @@ def test_public_ipv6_addresses_stay_allowed(address):
 
 
 @pytest.mark.parametrize("address", ["fec0::1", "::ffff:0:127.0.0.1"])
-def test_a_redirect_to_it_fails_the_scan_before_connecting(public_server, private_server, probe, address):
+def test_a_redirect_to_it_fails_the_scan_before_connecting(public_server, private_server, probe, address):  # noqa: F811
     public_server.serve("/", redirect_to(f"http://[{address}]:{private_server.port}/"))
     with pytest.raises(ScanRefused) as refused:
         probe_runner(request_for(f"{PUBLIC}:{public_server.port}"))
@@ -39,7 +39,7 @@ def test_a_redirect_to_it_fails_the_scan_before_connecting(public_server, privat
 
 
 @pytest.mark.parametrize("address", ["fec0::1", "::ffff:0:127.0.0.1"])
-def test_a_name_that_resolves_to_it_is_refused(names, address):
+def test_a_name_that_resolves_to_it_is_refused(names, address):  # noqa: F811
     names["inside.test"] = [[address]]
     with pytest.raises(addresses.AddressRefused) as refused:
         addresses.checked_addresses("inside.test", 443, allow_private=False)

@@ -13,7 +13,6 @@ from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.run import run_taken
 from schedules.runtime.specs import load_spec
-
 from tests.test_execution import SLOT, context, ok_runner
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -196,10 +195,10 @@ def test_slots_fired_together_are_claimed_in_one_insert(make_schedule):
 
 
 def test_every_writer_of_next_run_agrees_with_the_model(make_schedule):
-    from schedules.runtime.specs import iter_specs
     from schedules.models import Schedule
     from schedules.runtime import startup
     from schedules.runtime.finish import _next_run
+    from schedules.runtime.specs import iter_specs
 
     made = [make_schedule(frequency="cron", time_config={"expression": "30 2 * * 1-5"}, timezone="Europe/Berlin"),
             make_schedule(frequency="interval", time_config={"minutes": 7}, spread_minutes=5),

@@ -11,10 +11,9 @@ import pytest
 
 from history.models import JobExecution
 from schedules.models import Schedule
-
 from tests.cluster import Cluster
-from tests.waiting import wait_until
 from tests.scan_api import CountingScanApi
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 UTC = timezone.utc

@@ -15,7 +15,6 @@ from history.models import JobExecution
 from reruns.models import SlotRerun
 from reruns.services import queue_missed_slots
 from schedules.models import Schedule
-
 from tests.cluster import Cluster, read_runs
 from tests.waiting import wait_until
 

@@ -12,7 +12,6 @@ import pytest
 from history.models import ExecutionStatus, JobExecution
 from history.queue import queue_manual_run
 from schedules.models import Schedule
-
 from tests import cluster as clusters
 from tests.cluster import ROOT, Cluster
 from tests.scan_site import ScanSite

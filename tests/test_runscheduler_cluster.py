@@ -10,7 +10,6 @@ import pytest
 from history.models import JobExecution
 from schedules.models import Schedule
 from schedules.timing.triggers import next_fire_times
-
 from tests.cluster import Cluster, read_runs
 from tests.services_control import start_redis, stop_redis
 from tests.waiting import wait_until
@@ -119,8 +118,8 @@ def window_start() -> datetime:
 
 def stop_and_check_exit_codes(cluster, instances):
     codes = {i.name: cluster.terminate(i) for i in instances if i.process.returncode is None}
-    assert set(codes.values()) == {0}, {name: (code, i.log()[-2000:]) for i, (name, code) in
-                                        zip(instances, codes.items()) if code != 0}
+    assert set(codes.values()) == {0}, {i.name: (codes[i.name], i.log()[-2000:]) for i in instances
+                                        if codes.get(i.name, 0) != 0}
 
 
 def test_three_instances_run_every_slot_exactly_once(cluster):

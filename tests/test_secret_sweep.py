@@ -27,9 +27,9 @@ from alerts.delivery import dispatch_all
 from alerts.models import Alert, AlertChannel
 from history.models import JobExecution
 from scanner_project.redaction import RedactingFilter
+from schedules.importer.apply import run_periodic_sync
 from schedules.runtime.specs import load_spec
 from schedules.scans import http_api
-from schedules.importer.apply import run_periodic_sync
 from tests.api_server import closed_port_url
 from tests.test_execution import SLOT, context, run_slot
 

@@ -16,8 +16,8 @@ from django.views.debug import technical_500_response
 
 from scanner_project import env as env_module
 from schedules.importer import client as api_client
-from schedules.models import Schedule
 from schedules.importer.apply import import_entries
+from schedules.models import Schedule
 from tests.api_server import entry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,11 +18,11 @@ from django.urls import reverse
 from django_redis import get_redis_connection
 
 from history.models import JobExecution
+from schedules.importer.apply import SyncError, sync_schedules_from_api
 from schedules.models import Schedule, SchedulerInstance
 from schedules.scans.http_api import http_runner
 from schedules.scans.request import ScanRequest
 from schedules.scans.retries import run_with_retries
-from schedules.importer.apply import SyncError, sync_schedules_from_api
 from tests import cluster
 from tests.api_server import EXAMPLE, closed_port_url, send
 from tests.stored_rows import snapshot

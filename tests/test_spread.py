@@ -7,12 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.exceptions import ValidationError
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from schedules.runtime.specs import load_spec
-from schedules.models import Schedule
-from schedules.timing.spread import spread_offset
 from schedules.importer.apply import import_entries
+from schedules.models import Schedule
+from schedules.runtime.specs import load_spec
+from schedules.timing.spread import spread_offset
 from tests.api_server import entry
 
 UTC = timezone.utc

@@ -1,12 +1,12 @@
 """README command 1: scripts/start.sh brings up admin and a scheduler on the embedded default."""
 
+import http.cookiejar
 import os
 import re
 import signal
 import socket
-import stat
-import http.cookiejar
 import sqlite3
+import stat
 import subprocess
 import sys
 import urllib.parse

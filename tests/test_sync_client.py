@@ -6,8 +6,8 @@ import time
 import pytest
 
 from schedules.importer import client as api_client
-from schedules.models import Schedule
 from schedules.importer.apply import SyncError, sync_schedules_from_api
+from schedules.models import Schedule
 from tests.api_server import (
     EXAMPLE,
     closed_port_url,

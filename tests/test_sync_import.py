@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from schedules.importer import apply as sync
-from schedules.models import Schedule
 from schedules.importer.apply import sync_schedules_from_api
+from schedules.models import Schedule
 from tests.api_server import EXAMPLE, entry, many
 
 pytestmark = pytest.mark.django_db

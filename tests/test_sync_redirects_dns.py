@@ -8,9 +8,8 @@ import pytest
 from django.urls import reverse
 
 from scanner_project.outbound import addresses
-
-from schedules.importer import client as api_client
 from scanner_project.outbound.http import DeadlineExceeded, build_session
+from schedules.importer import client as api_client
 from schedules.importer.apply import SyncError, run_periodic_sync, sync_schedules_from_api
 from tests.api_server import EXAMPLE, ApiServer, send
 

@@ -8,8 +8,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from schedules.importer import apply as sync
-from schedules.models import Schedule
 from schedules.importer.apply import PERIODIC_LOCK_KEY, run_periodic_sync
+from schedules.models import Schedule
 from tests.api_server import EXAMPLE, closed_port_url, entry, send
 from tests.conftest import API_TOKEN_FOR_TESTS
 
