@@ -231,7 +231,7 @@ def take_queued(*, instance_id: str, limit: int, now: datetime | None = None) ->
         params = [ExecutionStatus.QUEUED, limit, ExecutionStatus.RUNNING, instance_id, started, ExecutionStatus.QUEUED]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            rows = [dict(zip(_TAKEN_COLUMNS, row)) for row in cursor.fetchall()]
+            rows = [dict(zip(_TAKEN_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
         for row in rows:  # one round trip per take: this is on every slot's path
             if isinstance(row["metadata"], str):
                 row["metadata"] = json.loads(row["metadata"])

@@ -10,7 +10,6 @@ from prometheus_client import REGISTRY
 from history import queue as queue_store
 from tests.history_factories import claim_one
 
-from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import RunningScan

@@ -1,5 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
+import itertools
+
 import pytest
 
 from schedules.timing.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, trigger_of
@@ -114,7 +116,7 @@ def test_hourly_runs_every_real_hour_across_fall_back():
 def test_interval_is_absolute_across_dst():
     trigger = build_trigger("interval", {"hours": 1}, "Europe/Berlin")
     times = next_fire_times(trigger, count=3, now=datetime(2026, 3, 29, 0, 30, tzinfo=UTC))
-    assert [(b - a).total_seconds() for a, b in zip(times, times[1:])] == [3600, 3600]
+    assert [(b - a).total_seconds() for a, b in itertools.pairwise(times)] == [3600, 3600]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ def next_runs(*, limit: int = 10) -> QuerySet[Schedule]:
 def window_statistics(*, now: datetime) -> list[dict]:
     # One aggregate for all windows: the 30-day scan covers the shorter ones.
     rows = statistics.get_statistics_for_windows(lengths=[length for _, length in WINDOWS], now=now)
-    return [{"label": label, **row} for (label, _), row in zip(WINDOWS, rows)]
+    return [{"label": label, **row} for (label, _), row in zip(WINDOWS, rows, strict=True)]
 
 
 def _charts(*, now: datetime) -> dict:

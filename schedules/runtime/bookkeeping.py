@@ -68,7 +68,7 @@ def update_schedule_columns(*, columns: tuple[str, ...], rows: list[tuple]) -> N
     sql = f"UPDATE {Schedule._meta.db_table} SET {assignments} WHERE {fields[-1].column} = %s"
     with transaction.atomic():
         connection = transaction.get_connection()
-        params = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row)] for row in rows]
+        params = [[f.get_db_prep_save(v, connection) for f, v in zip(fields, row, strict=True)] for row in rows]
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
 

@@ -66,7 +66,7 @@ def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) ->
     if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down:
         firsts = ctx.slot_gate.first_many([(slots[n].spec.schedule_id, slots[n].scheduled_for) for n in wanted],
                                           ctx.instance_id)
-        for n, first in zip(list(wanted), firsts):
+        for n, first in zip(list(wanted), firsts, strict=True):
             if not first:
                 metrics.CLAIM_LOSSES.inc()
                 ctx.lost_slots.note(slots[n].spec, slots[n].scheduled_for, slots[n].fired_at or ctx.clock())

@@ -86,7 +86,7 @@ class ChangeFeed:
                 while not self._stop.is_set():
                     message = self.pubsub.get_message(timeout=0.5)
                     if message and message.get("type") == "message":
-                        self._safely(lambda: self.apply_notice(message["data"]))
+                        self._safely(lambda data=message["data"]: self.apply_notice(data))
             except Exception as exc:  # noqa: BLE001 - any Redis failure: retry, the change log covers meanwhile
                 if not down_logged:
                     logger.warning("Change notices unavailable (%s); relying on the database check", exc)

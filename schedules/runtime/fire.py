@@ -89,7 +89,7 @@ class SlotExecutor(ThreadPoolExecutor):
         # Coalescing happens here, not in APScheduler, so that the slots it
         # folds into one run are still recorded: each slot's later slot is the
         # next one of this batch (all of them due when they were handed over).
-        for slot, later in zip(ordered, [*ordered[1:], None]):
+        for slot, later in zip(ordered, [*ordered[1:], None], strict=True):
             decided = due.verdict(slot=slot, fired_at=fired_at, now=fired_at, grace=grace, coalesce=self.coalesce,
                                   later_slot=later)
             if decided.run:

@@ -123,7 +123,7 @@ def iter_specs(queryset: QuerySet[Schedule] | None = None, *, chunk_size: int = 
     for row in rows.iterator(chunk_size=chunk_size):
         spec = spec_from_row(row)
         try:
-            spec.trigger
+            _ = spec.trigger  # built to validate: raises TimeConfigError
         except TimeConfigError as exc:
             # Stored without validation (a raw UPDATE): never load it, say why.
             logger.error("Schedule %s is not loaded: %s", spec.schedule_id, exc)
