@@ -68,7 +68,8 @@ class JobSpec:
 
     @property
     def max_retries(self) -> int:
-        value = self.scan_settings.get("maxRetries", 0)
+        wanted = self.scan_settings
+        value = wanted.get("maxRetries", 0)
         return value if isinstance(value, int) and value >= 0 else 0
 
 

@@ -35,15 +35,16 @@ class ScanPlan:
 
     @classmethod
     def of(cls, *, domain: str, scheme: str, scan_settings: dict) -> "ScanPlan":
-        pages = scan_settings.get("customPages") or []
-        selector = scan_settings.get("accept_selector")
+        wanted = scan_settings  # the schedule's merged scan settings
+        pages = wanted.get("customPages") or []
+        selector = wanted.get("accept_selector")
         return cls(
             home=f"{scheme}://{domain}/",
             custom_pages=tuple(f"{scheme}://{domain}{page}" for page in pages
                                if isinstance(page, str) and page.startswith("/")),
-            deep=scan_settings.get("allow_deep_scan") is True,
-            depth=_count(scan_settings.get("scanDepth"), DEFAULT_SCAN_DEPTH, minimum=0),
-            max_pages=_count(scan_settings.get("maxPages"), DEFAULT_MAX_PAGES, minimum=1),
+            deep=wanted.get("allow_deep_scan") is True,
+            depth=_count(wanted.get("scanDepth"), DEFAULT_SCAN_DEPTH, minimum=0),
+            max_pages=_count(wanted.get("maxPages"), DEFAULT_MAX_PAGES, minimum=1),
             accept_selector=selector.strip() if isinstance(selector, str) else "",
         )
 
