@@ -8,11 +8,10 @@ secret", and never again. Lists name a webhook by scheme://host[:port] only."""
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from audit.admin import AuditedActionsMixin, AuditSectionMixin
-from scanner_project.admin_readonly import ReadOnlyAdmin
-
 from alerts.channels import rotate_secret
 from alerts.models import Alert, AlertChannel, ChannelSecret, Delivery, ScheduleAlertRule
+from audit.admin import AuditedActionsMixin, AuditSectionMixin
+from scanner_project.admin_readonly import ReadOnlyAdmin
 
 
 @admin.register(AlertChannel)

@@ -13,9 +13,6 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
-from scanner_project.redaction import redact_userinfo, shorten, shown
-from scanner_project.outbound.http import build_session
-
 from alerts.models import AlertChannel, ChannelSecret
 from alerts.webhooks import (
     InvalidTarget,
@@ -26,6 +23,8 @@ from alerts.webhooks import (
     signature_headers,
     target_problem,
 )
+from scanner_project.outbound.http import build_session
+from scanner_project.redaction import redact_userinfo, shorten, shown
 
 # Quick retries of one attempt (urllib3), within one deadline.
 QUICK_RETRIES = 2

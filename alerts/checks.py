@@ -11,12 +11,11 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.db.models.functions import Now
 
+from alerts.models import AlertKind, AlertState, ScheduleAlertRule
+from alerts.transitions import claim, ensure_states, firing_subjects
 from history import scan_changes
 from history.models import ExecutionStatus, JobExecution
 from schedules.models import Schedule, SchedulerInstance
-
-from alerts.models import AlertKind, AlertState, ScheduleAlertRule
-from alerts.transitions import claim, ensure_states, firing_subjects
 
 SCHEDULER = "scheduler"
 API_SYNC = "api-sync"

@@ -11,11 +11,10 @@ from datetime import timedelta
 
 from django.db import close_old_connections
 
-from history.statistics import get_queue_backlog
-
 from alerts import checks
 from alerts.channels import environment_channels, register_environment_channels
 from alerts.delivery import dispatch_all
+from history.statistics import get_queue_backlog
 
 logger = logging.getLogger("alerts")
 

@@ -27,9 +27,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from requests.exceptions import RequestException, RetryError
 
-from scanner_project.redaction import shown
 from scanner_project.outbound.addresses import AddressRefused, refuse_ambiguous_url
 from scanner_project.outbound.http import DeadlineExceeded
+from scanner_project.redaction import shown
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32

@@ -11,10 +11,9 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from scanner_project.redaction import redact, redact_data
-
 from history import scan_changes
 from history.models import ExecutionStatus, JobExecution
+from scanner_project.redaction import redact, redact_data
 
 
 def finish_execution(

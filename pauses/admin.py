@@ -9,11 +9,10 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from scanner_project.admin_forms import action_with_form
-from scanner_project.admin_sections import page_section
-
 from pauses.models import SchedulePause
 from pauses.services import pause_schedules, resume_schedules
+from scanner_project.admin_forms import action_with_form
+from scanner_project.admin_sections import page_section
 
 
 class PauseForm(forms.Form):

@@ -13,10 +13,9 @@ from django.utils import timezone
 from audit import recording as audit
 from audit.actor import acting_as
 from audit.models import ActorKind, AuditAction
+from pauses.models import SchedulePause
 from schedules.models import Schedule, ScheduleChange
 from schedules.notify import publish_schedule_changes
-
-from pauses.models import SchedulePause
 
 AUTOMATIC = "automatic"
 

@@ -9,12 +9,11 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
+from reruns.models import SlotRerun
+from reruns.services import queue_missed_slots
 from scanner_project.admin_forms import action_with_form
 from scanner_project.admin_readonly import ReadOnlyAdmin
 from schedules.instances import live_instances
-
-from reruns.models import SlotRerun
-from reruns.services import queue_missed_slots
 
 DEFAULT_DAYS = 7
 

@@ -12,9 +12,8 @@ from django.db import transaction
 
 from history.models import ExecutionStatus, ExecutionTrigger, JobExecution
 from history.queue import queue_manual_run
-from schedules.models import Schedule
-
 from reruns.models import SlotRerun
+from schedules.models import Schedule
 
 ACTIVE = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
 

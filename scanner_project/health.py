@@ -22,8 +22,8 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from scanner_project.redaction import redact_userinfo, shorten
 from scanner_project.connections import DatabaseConnection, get_db_connection, get_redis_client
+from scanner_project.redaction import redact_userinfo, shorten
 
 DEADLINE_SECONDS = 0.8  # all checks together; leaves room for the response itself
 

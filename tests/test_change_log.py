@@ -8,9 +8,9 @@ import uuid
 import pytest
 from django.db import transaction
 
+from schedules.models import ScanProfile, Schedule, ScheduleChange
 from schedules.runtime.bookkeeping import update_schedule_columns
 from schedules.runtime.feed import ChangeFeed
-from schedules.models import ScanProfile, Schedule, ScheduleChange
 
 pytestmark = pytest.mark.django_db
 

@@ -12,18 +12,17 @@ import redis
 from django_redis import get_redis_connection
 
 from history import queue as queue_store
-from tests.history_factories import claim_one
-
 from history import services as history
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.context import RunContext
-from schedules.runtime.outages import OutageLog
-from schedules.runtime.run import run_taken
-from schedules.runtime.specs import load_spec
 from schedules.runtime.locks import RedisScheduleLocks, lock_key
+from schedules.runtime.outages import OutageLog
+from schedules.runtime.specs import load_spec
+from schedules.runtime.take import run_taken
 from schedules.scans.request import ScanResult
+from tests.history_factories import claim_one
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SLOT = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
@@ -247,8 +246,8 @@ def test_the_clock_skew_to_the_database_is_measured():
 
 
 def test_a_schedule_stored_with_an_invalid_config_is_not_loaded(make_schedule, caplog):
-    from schedules.runtime.specs import iter_specs
     from schedules.models import Schedule
+    from schedules.runtime.specs import iter_specs
 
     good, bad = make_schedule(), make_schedule()
     Schedule.objects.filter(pk=bad.pk).update(time_config={"hour": 99, "minute": 0})

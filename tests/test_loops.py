@@ -8,19 +8,17 @@ import pytest
 from prometheus_client import REGISTRY
 
 from history import queue as queue_store
-from tests.history_factories import claim_one
-
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
 from schedules.runtime.context import RunningScan
-from schedules.runtime.specs import load_spec
 from schedules.runtime.locks import HeldLock
 from schedules.runtime.loops import Loops
 from schedules.runtime.run import renew_running
+from schedules.runtime.specs import load_spec
 from schedules.runtime.take import QueueTaker
-
-from tests.waiting import wait_until
+from tests.history_factories import claim_one
 from tests.test_execution import SLOT, context, ok_runner
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

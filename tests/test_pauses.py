@@ -118,8 +118,8 @@ def test_the_runtime_asks_about_pauses_only_for_schedules_its_snapshot_names(mak
 
     from pauses.selectors import SNAPSHOT_LOOKBACK, pause_snapshot
     from schedules.models import ScheduleChange
-    from schedules.runtime.run import _skipped_for_pause, see_pauses
     from schedules.runtime.specs import load_spec
+    from schedules.runtime.take import _skipped_for_pause, see_pauses
     from tests.test_execution import context, ok_runner
 
     paused, free = make_schedule(), make_schedule()

@@ -8,11 +8,10 @@ from datetime import timedelta
 import pytest
 
 from history import queue as queue_store
-
 from history.models import JobExecution
 from schedules.runtime.claim import fire_slot
-from schedules.runtime.run import run_taken
 from schedules.runtime.specs import load_spec
+from schedules.runtime.take import run_taken
 from tests.test_execution import SLOT, context, ok_runner
 
 pytestmark = pytest.mark.django_db(transaction=True)

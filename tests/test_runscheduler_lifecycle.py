@@ -10,9 +10,8 @@ from django.db import connection
 from django_redis import get_redis_connection
 
 from history.models import JobExecution
-from schedules.runtime.locks import lock_key
 from schedules.models import Schedule, SchedulerInstance
-
+from schedules.runtime.locks import lock_key
 from tests.cluster import Cluster
 from tests.services_control import start_postgres, stop_postgres
 from tests.waiting import wait_until

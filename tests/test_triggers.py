@@ -1,10 +1,16 @@
-from datetime import datetime, timedelta, timezone
-
 import itertools
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schedules.timing.triggers import INTERVAL_EPOCH, TimeConfigError, build_trigger, describe, next_fire_times, trigger_of
+from schedules.timing.triggers import (
+    INTERVAL_EPOCH,
+    TimeConfigError,
+    build_trigger,
+    describe,
+    next_fire_times,
+    trigger_of,
+)
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)  # a Wednesday

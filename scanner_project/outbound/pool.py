@@ -24,6 +24,7 @@ from urllib3.util.retry import Retry
 
 from scanner_project.outbound.http import Deadline, Destination, _Adapter, _ChecksDestination, _HTTPPool, _HTTPSPool
 
+
 class KeepAliveDropped(ConnectionResetError):
     """The server closed a reused keep-alive connection before it answered."""
 

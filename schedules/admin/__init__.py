@@ -14,7 +14,6 @@ from history.queue import queue_manual_run
 from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
 from reruns.admin import rerun_missed
 from scanner_project.redaction import shorten
-
 from schedules.admin.history import ScheduleHistoryMixin
 from schedules.admin.sync import sync_view
 from schedules.instances import live_instances

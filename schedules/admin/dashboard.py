@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from history import statistics
 from history.admin import STATUS_COLOURS
-
 from schedules.admin import charts
 from schedules.models import Schedule, SchedulerInstance
 

@@ -9,9 +9,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from scanner_project.redaction import redact
-
-from schedules.importer.client import ApiNotConfigured
 from schedules.importer.apply import SyncError, sync_schedules_from_api
+from schedules.importer.client import ApiNotConfigured
 
 # What a web user can do about it (the command's "--url" is no help here).
 NOT_CONFIGURED = ("API sync is not set up: the service has no valid API_URL. It is read from the service's "

@@ -23,10 +23,9 @@ from audit.actor import on_behalf
 from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
 from scanner_project.redaction import redact, shorten
-
 from schedules.importer.client import SyncError, fetch_entries
-from schedules.models import Schedule, validate_scan_settings
 from schedules.importer.entries import Entry, answer_ids, parse_entries
+from schedules.models import Schedule, validate_scan_settings
 from schedules.notify import publish_schedule_changes
 
 logger = logging.getLogger(__name__)

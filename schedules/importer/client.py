@@ -20,9 +20,9 @@ import requests
 from django.views.decorators.debug import sensitive_variables
 from urllib3.exceptions import ReadTimeoutError
 
-from scanner_project.redaction import redact, shorten, shown as shown_value
-
 from scanner_project.outbound.http import BoundedSession, DeadlineExceeded, ResponseTooLarge, build_session, read_body
+from scanner_project.redaction import redact, shorten
+from scanner_project.redaction import shown as shown_value
 
 logger = logging.getLogger(__name__)
 

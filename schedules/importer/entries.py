@@ -21,7 +21,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from scanner_project.redaction import shown
-
 from schedules.json_limits import json_problem
 from schedules.validators import is_integer, normalize_domain
 

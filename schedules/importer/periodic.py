@@ -14,7 +14,6 @@ def sync_pass(*, instance_id: str, enabled: bool | None = None, interval: float 
     """One interval's import (run_periodic_sync: one instance per interval
     imports), and its result to whoever counts failures in a row (alerts)."""
     from alerts.checks import note_sync_result
-
     from schedules.importer.apply import run_periodic_sync  # the import pulls in models: not at module load
 
     result = run_periodic_sync(instance_id=instance_id, enabled=enabled, interval=interval)

@@ -20,11 +20,11 @@ from schedules.timing.triggers import (
     FREQUENCIES,
     TimeConfigError,
     build_trigger,
-    trigger_of,
     check_interval_minimum,
     check_once_not_past,
     describe,
     next_fire_times,
+    trigger_of,
 )
 from schedules.validators import normalize_domain, validate_domain, validate_domain_config_id
 

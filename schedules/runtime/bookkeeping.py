@@ -13,7 +13,6 @@ from django.db import DatabaseError, transaction
 
 from history import queue as queue_store
 from history.models import ExecutionStatus
-
 from schedules.models import Schedule
 from schedules.runtime.outages import OutageLog
 

@@ -16,7 +16,6 @@ from django_apscheduler.util import close_old_connections as with_fresh_connecti
 from history import queue as queue_store
 from history.models import ExecutionStatus, ExecutionTrigger
 from scanner_project import metrics
-
 from schedules.runtime import due
 from schedules.runtime.bookkeeping import record_not_run
 from schedules.runtime.context import RunContext, log_extra

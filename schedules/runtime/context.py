@@ -62,7 +62,7 @@ class RunContext:
     clock: Callable[[], datetime] = timezone.now  # the database's time (fire.SlotExecutor.db_now) in a service
     slot_gate: SlotGate | None = None
     seats: Seats | None = None  # None on an instance that runs no scans
-    pauses: PauseView | None = None  # refreshed by run.see_pauses; None: ask per slot
+    pauses: PauseView | None = None  # refreshed by take.see_pauses; None: ask per slot
     lost_slots: LostSlotCheck = field(default_factory=LostSlotCheck)
     bookkeeping: ScheduleBookkeeping = field(default_factory=ScheduleBookkeeping)
     running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)

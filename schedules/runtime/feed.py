@@ -28,9 +28,9 @@ from django.db.models.functions import Now
 from django_redis import get_redis_connection
 from redis.client import PubSub
 
-from schedules.runtime.specs import JobSpec, enabled_digests, iter_specs
 from schedules.models import Schedule, ScheduleChange
 from schedules.notify import CHANNEL
+from schedules.runtime.specs import JobSpec, enabled_digests, iter_specs
 
 logger = logging.getLogger("schedules.runtime.feed")
 

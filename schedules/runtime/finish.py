@@ -14,7 +14,6 @@ from history import queue as queue_store
 from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
-
 from schedules.models import Schedule
 from schedules.runtime.context import RunContext, RunningScan
 from schedules.runtime.outages import repair_connections

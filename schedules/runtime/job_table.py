@@ -16,7 +16,6 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 
 from scanner_project import metrics
-
 from schedules.runtime.specs import JobChange, JobSpec, change_for, fires_by_trigger
 
 logger = logging.getLogger("schedules.runtime")

@@ -4,13 +4,39 @@ Without Redis, or while it is down, overlap is checked against the running rows 
 
 from __future__ import annotations
 
+import logging
 import uuid
+from datetime import datetime
 
 from history import queue as queue_store
-
-from schedules.runtime.context import RunContext
+from history.models import ExecutionStatus
+from scanner_project import metrics
+from schedules.runtime.context import RunContext, log_extra
+from schedules.runtime.finish import finish
 from schedules.runtime.locks import HeldLock, LockBackendDown, lock_key
+from schedules.runtime.run import run_scan
 from schedules.runtime.specs import JobSpec
+
+logger = logging.getLogger("schedules.runtime")
+
+
+def run_locked(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for: datetime | None,
+               trigger: str, metadata: dict | None = None, started_at: datetime | None = None) -> str:
+    """Take the schedule's lock and run the scan under it (run.run_scan), or
+    record the slot skipped: a previous run of the schedule is still going."""
+    started_at = started_at or ctx.clock()
+    extra = log_extra(ctx, spec, execution_id, scheduled_for)
+    may_run, held, reason = take_lock(ctx, spec, execution_id)
+    metadata = {**(metadata or {}), "instance_id": ctx.instance_id, "trigger": trigger,
+                "lock": ctx.locks.backend if held else "none"}
+    if not may_run:
+        metrics.LOCK_CONTENTION.inc()
+        metadata["reason"] = reason
+        finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, started_at, metadata=metadata, error_message=reason)
+        logger.info("Skipped %s for %s: %s", spec.job_id, spec.domain, reason, **extra)
+        return ExecutionStatus.SKIPPED
+    return run_scan(ctx, spec, execution_id, held, scheduled_for=scheduled_for, trigger=trigger, metadata=metadata,
+                    started_at=started_at)
 
 
 def take_lock(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID) -> tuple[bool, HeldLock | None, str]:

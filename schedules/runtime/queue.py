@@ -8,8 +8,8 @@ import logging
 from datetime import datetime
 
 from history import queue as queue_store
-from schedules.runtime.specs import JobSpec
 from schedules.runtime.context import RunContext
+from schedules.runtime.specs import JobSpec
 
 logger = logging.getLogger("schedules.runtime")
 

@@ -1,4 +1,4 @@
-"""Run: a worker runs the scan of a row it took, with the schedule's current snapshot.
+"""Run: a worker runs the scan of a row it took and locked, with the schedule's current snapshot.
 The scan is retried per maxRetries; the watchdog renews its lock and heartbeat meanwhile.
 """
 
@@ -6,67 +6,28 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections
-from datetime import datetime
-from typing import Callable
 
 from history import queue as queue_store
-from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
-
+from schedules.runtime.context import RunContext, RunningScan, log_extra
+from schedules.runtime.finish import finish
+from schedules.runtime.locks import HeldLock
 from schedules.runtime.specs import JobSpec
 from schedules.scans.request import ScanRequest
 from schedules.scans.retries import error_message, run_with_retries
-from schedules.runtime.context import RunContext, RunningScan, log_extra
-from schedules.runtime.finish import finish
-from schedules.runtime.lock import take_lock
 
 logger = logging.getLogger("schedules.runtime")
 
 
-def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobSpec | None]) -> str:
-    """Run one row this instance took from the queue (queue_store.take_queued)
-    with the schedule's current snapshot."""
-    execution_id, scheduled_for = row["execution_id"], row["scheduled_for"]
-    try:
-        spec = spec_of(row["schedule_id"])
-        if ctx.stop.is_set():
-            # Taken just as this instance began to stop: back to the queue,
-            # for another instance; queued work is never interrupted.
-            queue_store.requeue(execution_ids=[execution_id], instance_id=ctx.instance_id)
-            return ExecutionStatus.QUEUED
-        if spec is None:
-            history.finish_execution(execution_id=execution_id, status=ExecutionStatus.SKIPPED,
-                                     started_at=row["started_at"], instance_id=ctx.instance_id,
-                                     error_message="the schedule no longer exists or is disabled")
-            return ExecutionStatus.SKIPPED
-        if scheduled_for is not None:
-            if _skipped_for_pause(ctx, spec, execution_id, scheduled_for):
-                return ExecutionStatus.SKIPPED
-            metrics.SLOT_START_DELAY.observe(max((row["started_at"] - scheduled_for).total_seconds(), 0.0))
-        return execute(ctx, spec, execution_id, scheduled_for=scheduled_for, trigger=row["trigger"],
-                       metadata=row["metadata"],
-                       started_at=row["started_at"])
-    finally:
-        with ctx.running_mutex:
-            ctx.running.pop(execution_id, None)
-
-
-def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, scheduled_for, trigger: str,
-            metadata: dict | None = None, started_at: datetime | None = None) -> str:
-    started_at = started_at or ctx.clock()
+def run_scan(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, held: HeldLock | None, *,
+             scheduled_for: datetime | None, trigger: str, metadata: dict, started_at: datetime) -> str:
+    """Run the scan of a row whose lock is ``held`` (None: checked in the
+    database), with retries, and record its outcome."""
     extra = log_extra(ctx, spec, execution_id, scheduled_for)
-    may_run, held, reason = take_lock(ctx, spec, execution_id)
-    metadata = {**(metadata or {}), "instance_id": ctx.instance_id, "trigger": trigger,
-                "lock": ctx.locks.backend if held else "none"}
-    if not may_run:
-        metrics.LOCK_CONTENTION.inc()
-        metadata["reason"] = reason
-        finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, started_at, metadata=metadata, error_message=reason)
-        logger.info("Skipped %s for %s: %s", spec.job_id, spec.domain, reason, **extra)
-        return ExecutionStatus.SKIPPED
     scan = RunningScan(execution_id, spec.schedule_id, held)
     with ctx.running_mutex:
         ctx.running[execution_id] = scan
@@ -113,6 +74,7 @@ def execute(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, *, schedule
     return status
 
 
+
 def renew_running(ctx: RunContext) -> None:
     """The watchdog's pass: renew the lock and heartbeat of every scan running
     here, so a scan of any length keeps its lock."""
@@ -127,33 +89,3 @@ def renew_running(ctx: RunContext) -> None:
         queue_store.touch_running(execution_ids=[s.execution_id for s in running], instance_id=ctx.instance_id)
     except DatabaseError as exc:
         ctx.db_outage.down(exc, "heartbeats resume when it returns")
-
-
-def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
-    """A paused schedule's slot is recorded skipped with the pause's note.
-    Checked when a worker takes it, by the one instance that took it; a query
-    only for the schedules the instance's pause snapshot names."""
-    from pauses.selectors import paused_reason
-
-    seen = ctx.pauses
-    if seen is not None and ctx.clock() - seen.taken_at <= ctx.pauses_max_age and not seen.may_hold(
-            schedule_id=spec.schedule_id, at=scheduled_for):
-        return False  # no pause can hold it: no query (see see_pauses)
-    try:
-        reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
-    except DatabaseError:
-        return False  # unknown: run it rather than lose the slot
-    if reason:
-        logger.info("Slot %s of %s skipped: %s", scheduled_for, spec.job_id, reason,
-                    **log_extra(ctx, spec, execution_id, scheduled_for))
-        finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, ctx.clock(), error_message=reason,
-               metadata={"instance_id": ctx.instance_id, "trigger": "scheduled", "reason": reason})
-    return bool(reason)
-
-
-def see_pauses(ctx: RunContext) -> None:
-    """Refresh the snapshot of schedules that a pause may hold (the tick runs
-    it every CHANGE_POLL_INTERVAL); a stale one is not trusted."""
-    from pauses.selectors import pause_snapshot
-
-    ctx.pauses = pause_snapshot(now=ctx.clock())

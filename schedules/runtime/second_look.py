@@ -11,7 +11,6 @@ import time
 from datetime import datetime
 
 from history import queue as queue_store
-
 from schedules.runtime.specs import JobSpec
 
 VERIFY_AFTER_SECONDS = 3.0

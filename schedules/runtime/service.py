@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,9 +35,9 @@ from schedules.runtime.job_table import JobTable
 from schedules.runtime.locks import make_schedule_locks, make_slot_gate
 from schedules.runtime.loops import Loops, Ticker
 from schedules.runtime.outages import OutageLog, repair_connections, skip_checkout_health_checks
-from schedules.runtime.run import renew_running, see_pauses
+from schedules.runtime.run import renew_running
 from schedules.runtime.specs import iter_specs, load_spec
-from schedules.runtime.take import QueueTaker
+from schedules.runtime.take import QueueTaker, see_pauses
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -76,7 +77,7 @@ class SchedulerService:
                                              })
         self.jobs = JobTable(scheduler=self.scheduler, replace_existing=config.replace_existing)
         # A pause reaches the runtime as a change: the pause snapshot is taken
-        # again at once (run.see_pauses), not only at its next poll.
+        # again at once (take.see_pauses), not only at its next poll.
         self.feed = ChangeFeed(jobs=self.jobs, redis_url=config.redis_url, stop=self.stop_event,
                                on_changes=(lambda ids: see_pauses(self.ctx)) if config.scan else None)
         self.loops = Loops(stop=self.stop_event, on_death=self._on_loop_death, on_db_error=self._on_db_error)

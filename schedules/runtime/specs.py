@@ -9,8 +9,8 @@ apart, so an unrelated edit (a description) never resets a job's next fire.
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +21,6 @@ from django.db.models import F, QuerySet, TextField
 from django.db.models.functions import MD5, Cast, JSONObject
 
 from history.models import schedule_job_id
-
 from schedules.models import ScanProfile, Schedule
 from schedules.timing.spread import spread_offset
 from schedules.timing.triggers import TimeConfigError, trigger_key, trigger_of

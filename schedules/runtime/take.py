@@ -1,5 +1,5 @@
 """Take: a taker thread per instance takes the oldest queued rows for its free workers.
-It wakes when this instance queued a slot or a worker finished, and polls for the others'.
+A taken row's schedule snapshot and pauses are checked, then it goes to the lock; the taker polls for others' rows.
 """
 
 from __future__ import annotations
@@ -8,14 +8,20 @@ import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Callable
 
+from django.db import DatabaseError
 from django_apscheduler.util import close_old_connections as with_fresh_connections
 
 from history import queue as queue_store
+from history import services as history
+from history.models import ExecutionStatus
+from scanner_project import metrics
+from schedules.runtime.context import RunContext, RunningScan, log_extra
+from schedules.runtime.finish import finish
+from schedules.runtime.lock import run_locked
 from schedules.runtime.specs import JobSpec
-from schedules.runtime.context import RunContext, RunningScan
-from schedules.runtime.run import run_taken
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -101,3 +107,61 @@ class QueueTaker:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False)
+
+
+def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobSpec | None]) -> str:
+    """Run one row this instance took from the queue (queue_store.take_queued)
+    with the schedule's current snapshot."""
+    execution_id, scheduled_for = row["execution_id"], row["scheduled_for"]
+    try:
+        spec = spec_of(row["schedule_id"])
+        if ctx.stop.is_set():
+            # Taken just as this instance began to stop: back to the queue,
+            # for another instance; queued work is never interrupted.
+            queue_store.requeue(execution_ids=[execution_id], instance_id=ctx.instance_id)
+            return ExecutionStatus.QUEUED
+        if spec is None:
+            history.finish_execution(execution_id=execution_id, status=ExecutionStatus.SKIPPED,
+                                     started_at=row["started_at"], instance_id=ctx.instance_id,
+                                     error_message="the schedule no longer exists or is disabled")
+            return ExecutionStatus.SKIPPED
+        if scheduled_for is not None:
+            if _skipped_for_pause(ctx, spec, execution_id, scheduled_for):
+                return ExecutionStatus.SKIPPED
+            metrics.SLOT_START_DELAY.observe(max((row["started_at"] - scheduled_for).total_seconds(), 0.0))
+        return run_locked(ctx, spec, execution_id, scheduled_for=scheduled_for, trigger=row["trigger"],
+                       metadata=row["metadata"],
+                       started_at=row["started_at"])
+    finally:
+        with ctx.running_mutex:
+            ctx.running.pop(execution_id, None)
+
+
+def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
+    """A paused schedule's slot is recorded skipped with the pause's note.
+    Checked when a worker takes it, by the one instance that took it; a query
+    only for the schedules the instance's pause snapshot names."""
+    from pauses.selectors import paused_reason
+
+    seen = ctx.pauses
+    if seen is not None and ctx.clock() - seen.taken_at <= ctx.pauses_max_age and not seen.may_hold(
+            schedule_id=spec.schedule_id, at=scheduled_for):
+        return False  # no pause can hold it: no query (see see_pauses)
+    try:
+        reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
+    except DatabaseError:
+        return False  # unknown: run it rather than lose the slot
+    if reason:
+        logger.info("Slot %s of %s skipped: %s", scheduled_for, spec.job_id, reason,
+                    **log_extra(ctx, spec, execution_id, scheduled_for))
+        finish(ctx, spec, execution_id, ExecutionStatus.SKIPPED, ctx.clock(), error_message=reason,
+               metadata={"instance_id": ctx.instance_id, "trigger": "scheduled", "reason": reason})
+    return bool(reason)
+
+
+def see_pauses(ctx: RunContext) -> None:
+    """Refresh the snapshot of schedules that a pause may hold (the tick runs
+    it every CHANGE_POLL_INTERVAL); a stale one is not trusted."""
+    from pauses.selectors import pause_snapshot
+
+    ctx.pauses = pause_snapshot(now=ctx.clock())

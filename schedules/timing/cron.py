@@ -36,7 +36,8 @@ from __future__ import annotations
 import copy
 import re
 import zoneinfo
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from apscheduler.triggers.base import BaseTrigger
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter

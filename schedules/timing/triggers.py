@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import zoneinfo
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +23,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 from croniter import croniter
 
 from scanner_project.timezones import is_zone_name, why_not_a_zone
-
 from schedules.timing.cron import CronSyntaxError, LocalTimeTrigger, parse_classic
 from schedules.timing.spread import spread
 from schedules.validators import is_integer

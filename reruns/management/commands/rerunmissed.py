@@ -2,8 +2,8 @@
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_datetime
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from reruns.services import missed_slots, queue_missed_slots
 from schedules.models import Schedule

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from scanner_project.redaction import redact
-from schedules.importer.client import redact_url
 from schedules.importer.apply import SyncError, sync_schedules_from_api
+from schedules.importer.client import redact_url
 
 
 def _http_url(value: str) -> str:
