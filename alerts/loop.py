@@ -1,6 +1,6 @@
 """The alert work of one runscheduler instance: evaluate the conditions, then
 deliver, in a background thread so that a slow SMTP server or webhook never
-holds up the main loop's heartbeats. Started from the main loop's ``_every``."""
+holds up the main loop's heartbeats. The main loop runs it as a chore (alerts.hooks)."""
 
 from __future__ import annotations
 

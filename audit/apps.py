@@ -9,7 +9,7 @@ class AuditConfig(AppConfig):
     def ready(self):
         # The scheduler prunes the trail daily when AUDIT_RETENTION_DAYS is set;
         # the hook keeps schedules from importing audit.
-        from schedules.runtime.housekeeping import register_chore
+        from schedules.hooks import register_chore
 
         from audit.pruning import chore
 

@@ -19,13 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 def _periodic_sync(*, instance_id: str) -> Any:
-    from alerts.checks import note_sync_result
-
     from schedules.importer.apply import run_periodic_sync  # the import pulls in models: not at module load
 
-    result = run_periodic_sync(instance_id=instance_id)
-    note_sync_result(result, instance_id=instance_id)  # failures in a row alert
-    return result
+    return run_periodic_sync(instance_id=instance_id)  # its listeners (alerts) hear the result
 
 
 class PeriodicSyncThread:

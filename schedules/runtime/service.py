@@ -107,10 +107,7 @@ class SchedulerService:
         self.ctx.seats = self.taker
         self.claimer = SlotClaimer(ctx=self.ctx)
         self._startup_writes: threading.Thread | None = None
-        from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
-
-        self.alerts = AlertLoop(instance_id=self.instance_id)
-        self.chores = housekeeping.chores(config, clock=self.executor.db_now, alerts=self.alerts)
+        self.chores = housekeeping.chores(config, clock=self.executor.db_now)
 
     # --- jobs -------------------------------------------------------------
     def load_all(self) -> int:
@@ -301,8 +298,8 @@ class SchedulerService:
         self._every("diff", self.config.schedule_check_interval, self.feed.full_diff)
         self._every("prune_changes", 600.0, self.feed.prune)
         self._every("skew", 10.0, self._measure_skew)
-        for name, interval, chore in self.chores:
-            self._every(name, interval, chore)
+        for chore in self.chores:
+            self._every(chore.name, chore.interval, chore.task)
 
     def _every(self, name: str, interval: float, task) -> None:
         now = time.monotonic()
