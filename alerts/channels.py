@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import time
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
+from alerts.config import alert_config
 from alerts.models import AlertChannel, ChannelSecret
 from alerts.webhooks import (
     InvalidTarget,
@@ -34,8 +34,10 @@ def environment_channels() -> list[tuple[str, str]]:
     """(kind, target) of ALERT_EMAILS and ALERT_WEBHOOK_URLS; a bad value stops
     start-up with the variable and the value named (user info redacted)."""
     wanted = []
-    for name, kind in (("ALERT_EMAILS", AlertChannel.Kind.EMAIL), ("ALERT_WEBHOOK_URLS", AlertChannel.Kind.WEBHOOK)):
-        for value in getattr(settings, name):
+    config = alert_config()
+    for name, kind, values in (("ALERT_EMAILS", AlertChannel.Kind.EMAIL, config.emails),
+                               ("ALERT_WEBHOOK_URLS", AlertChannel.Kind.WEBHOOK, config.webhook_urls)):
+        for value in values:
             value = value.strip()
             if not value:
                 continue
@@ -76,8 +78,8 @@ def send_bound_seconds(*, channel: AlertChannel) -> float:
     """How long one send may take: a webhook's whole deadline, or the SMTP
     exchange's few timeouts. A claim lasts longer than this."""
     if channel.kind == AlertChannel.Kind.WEBHOOK:
-        return settings.ALERT_WEBHOOK_TIMEOUT * (QUICK_RETRIES + 1)
-    return settings.EMAIL_TIMEOUT * 6
+        return alert_config().webhook_timeout * (QUICK_RETRIES + 1)
+    return alert_config().email_timeout * 6
 
 
 def describe(*, channel: AlertChannel, exc: BaseException) -> tuple[str, bool]:
@@ -94,7 +96,7 @@ def send(*, channel: AlertChannel, key: str, title: str, text: str, payload: dic
     call it inside a transaction: it waits on the network."""
     if channel.kind == AlertChannel.Kind.EMAIL:
         EmailMessage(
-            subject=title, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[channel.target],
+            subject=title, body=text, from_email=alert_config().from_email, to=[channel.target],
             headers={"X-Alert-Key": key},
         ).send(fail_silently=False)
         return
@@ -118,7 +120,7 @@ def send(*, channel: AlertChannel, key: str, title: str, text: str, payload: dic
         adapter.max_retries = adapter.max_retries.new(connect=0, read=0, other=0)
     with session:
         # stream=True: the answer's body is never read (a huge one costs nothing).
-        with session.post(channel.target, data=body, headers=headers, timeout=settings.ALERT_WEBHOOK_TIMEOUT,
+        with session.post(channel.target, data=body, headers=headers, timeout=alert_config().webhook_timeout,
                           allow_redirects=False, stream=True) as response:
             if not 200 <= response.status_code < 300:
                 raise WebhookAnswered(response.status_code)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.db.models.functions import Now
 
+from alerts.config import alert_config
 from alerts.models import AlertKind, AlertState, ScheduleAlertRule
 from alerts.transitions import claim, ensure_states, firing_subjects
 from history import scan_changes
@@ -41,9 +41,10 @@ def check_schedule_streaks(*, finished_within: timedelta, instance_id: str = "")
     rules = dict(ScheduleAlertRule.objects.filter(schedule_id__in=to_check).values_list("schedule_id", "after_failures"))
     names = dict(Schedule.objects.filter(schedule_id__in=to_check).values_list("schedule_id", "domain"))
     claimed = 0
+    default_threshold = alert_config().after_failures
     for schedule_id in sorted(names, key=str):  # a deleted schedule is gone from names
         subject = str(schedule_id)
-        threshold = rules.get(schedule_id, settings.ALERT_AFTER_FAILURES)
+        threshold = rules.get(schedule_id, default_threshold)
         last = list(
             JobExecution.objects.filter(schedule_id=schedule_id, status__in=_OUTCOMES)
             .order_by("-started_at", "-execution_id").values("status", "error_message")[:threshold]
@@ -119,7 +120,7 @@ def check_new_cookies_before_consent(*, finished_within: timedelta, instance_id:
 def check_scheduler_liveness(*, threshold_seconds: float | None = None, instance_id: str = "") -> bool | None:
     """Firing when no instance is live and the last one was seen more than the
     threshold ago (by the database's clock). Returns the state it claimed, or None."""
-    threshold = settings.ALERT_NO_INSTANCE_SECONDS if threshold_seconds is None else threshold_seconds
+    threshold = alert_config().no_instance_seconds if threshold_seconds is None else threshold_seconds
     if SchedulerInstance.objects.live().exists():
         alert = claim(kind=AlertKind.NO_LIVE_INSTANCE, subject=SCHEDULER, firing=False, instance_id=instance_id,
                       title="Scheduler running again", text="A scheduler instance is live again.")
@@ -152,7 +153,7 @@ def note_sync_result(result: dict | None, *, instance_id: str = "") -> None:
     with transaction.atomic():
         state.update(streak=F("streak") + 1)
         streak = state.values_list("streak", flat=True).get()
-    threshold = settings.ALERT_SYNC_AFTER_FAILURES
+    threshold = alert_config().sync_after_failures
     if streak >= threshold:
         claim(kind=AlertKind.SYNC_FAILING, subject=API_SYNC, firing=True, instance_id=instance_id,
               title=f"API sync failed {streak} times in a row",
@@ -166,7 +167,7 @@ def check_queue_age(*, age_seconds: float | None, threshold_seconds: float | Non
     """Firing when the oldest queued slot has waited longer than the threshold;
     resolved when the queue has caught up. ``age_seconds`` None: queue empty.
     The age is the one /healthz and /metrics show: history.statistics.get_queue_backlog."""
-    threshold = settings.ALERT_QUEUE_AGE_SECONDS if threshold_seconds is None else threshold_seconds
+    threshold = alert_config().queue_age_seconds if threshold_seconds is None else threshold_seconds
     behind = age_seconds is not None and age_seconds > threshold
     if behind:
         alert = claim(kind=AlertKind.QUEUE_BEHIND, subject=QUEUE, firing=True, instance_id=instance_id,

@@ -30,12 +30,12 @@ import os
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, Value
 from django.db.models.functions import Now
 
 from alerts.channels import describe, send, send_bound_seconds
+from alerts.config import alert_config
 from alerts.models import AlertChannel, Delivery, DeliveryStatus
 
 logger = logging.getLogger("alerts")
@@ -83,12 +83,13 @@ def claim_due(*, channel_id: int, token: str) -> tuple[AlertChannel | None, list
                    .filter(pk=channel_id, enabled=True).first())
         if channel is None:
             return None, []  # another instance is claiming on this channel right now
-        window = timedelta(seconds=settings.ALERT_RATE_WINDOW_SECONDS)
+        config = alert_config()
+        window = timedelta(seconds=config.rate_window_seconds)
         pending = Delivery.objects.filter(channel=channel, status=DeliveryStatus.PENDING)
         due = pending.filter(next_attempt_at__lte=Now()).filter(_claimable())
         in_flight = pending.filter(claimed_until__gt=Now()).count()
         sent_recently = Delivery.objects.filter(channel=channel, sent_at__gte=Now() - window).count()
-        budget = settings.ALERT_RATE_LIMIT - sent_recently - in_flight
+        budget = config.rate_limit - sent_recently - in_flight
         if budget <= 0 or not due.exists():
             return channel, []
         summaries = list(due.filter(alert__isnull=True).order_by("created_at", "id")[:budget])
@@ -160,9 +161,10 @@ def _attempt(*, channel: AlertChannel, delivery: Delivery, token: str) -> bool |
         send(channel=channel, key=f"alert-delivery-{delivery.id}", title=title, text=text, payload=payload)
     except Exception as exc:  # noqa: BLE001 - any failure of the channel is recorded (and retried unless final)
         reason, final = describe(channel=channel, exc=exc)
-        wait = min(settings.ALERT_RETRY_BACKOFF * 2 ** delivery.attempts, MAX_BACKOFF_SECONDS)
+        config = alert_config()
+        wait = min(config.retry_backoff * 2 ** delivery.attempts, MAX_BACKOFF_SECONDS)
         give_up = final or Delivery.objects.filter(
-            pk=delivery.pk, created_at__lt=Now() - timedelta(seconds=settings.ALERT_DELIVERY_GIVE_UP_SECONDS)
+            pk=delivery.pk, created_at__lt=Now() - timedelta(seconds=config.delivery_give_up_seconds)
         ).exists()
         _record(delivery=delivery, token=token, last_error=reason[:2000], next_attempt_at=_db_time_in(wait),
                 status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING)

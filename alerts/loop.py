@@ -1,15 +1,11 @@
-"""The alert work of one runscheduler instance: evaluate the conditions, then
-deliver, in a background thread so that a slow SMTP server or webhook never
-holds up the main loop's heartbeats. Started from the main loop's ``_every``."""
+"""The alert work of one runscheduler instance: evaluate the conditions, then deliver.
+It runs on its own loop thread, so a slow SMTP server or webhook never holds up the main loop's heartbeats."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import timedelta
-
-from django.db import close_old_connections
 
 from alerts import checks
 from alerts.channels import environment_channels, register_environment_channels
@@ -25,31 +21,14 @@ MARGIN = timedelta(seconds=30)
 
 
 class AlertLoop:
+    """The alert pass of one instance; the runtime runs ``run_once`` on a loop
+    thread of its own (a Chore with own_thread, see alerts.hooks)."""
+
     def __init__(self, *, instance_id: str):
         environment_channels()  # a bad ALERT_EMAILS / ALERT_WEBHOOK_URLS stops the start, naming the value
         self.instance_id = instance_id
         self._last: float | None = None
         self._registered = False
-        self._thread: threading.Thread | None = None
-
-    def tick(self) -> None:
-        """Start one evaluate-and-deliver pass unless the last one still runs."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._thread = threading.Thread(target=self._pass, name="alerts", daemon=True)
-        self._thread.start()
-
-    def join(self, timeout: float) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _pass(self) -> None:
-        try:
-            self.run_once()
-        except Exception:  # noqa: BLE001 - the next pass tries again
-            logger.exception("Alert pass failed")
-        finally:
-            close_old_connections()
 
     def run_once(self) -> None:
         if not self._registered:

@@ -13,7 +13,6 @@ a table of its own so that no record of channel changes ever holds it.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
@@ -203,6 +202,3 @@ class ScheduleAlertRule(models.Model):
     def __str__(self) -> str:
         return f"alert after {self.after_failures} failures"
 
-
-def default_after_failures() -> int:
-    return settings.ALERT_AFTER_FAILURES

@@ -18,15 +18,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from requests.exceptions import RequestException, RetryError
 
+from alerts.config import alert_config
 from scanner_project.outbound.addresses import AddressRefused, refuse_ambiguous_url
 from scanner_project.outbound.http import DeadlineExceeded
 from scanner_project.redaction import shown
@@ -102,7 +101,7 @@ def display_target(target: str) -> str:
 
 
 def allowed_networks() -> tuple:
-    return tuple(ipaddress.ip_network(net) for net in settings.ALERT_ALLOWED_NETWORKS)
+    return alert_config().allowed_networks
 
 
 def new_secret() -> str:

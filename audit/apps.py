@@ -10,6 +10,6 @@ class AuditConfig(AppConfig):
         # The scheduler prunes the trail daily when AUDIT_RETENTION_DAYS is set;
         # the hook keeps schedules from importing audit.
         from audit.pruning import chore
-        from schedules.runtime.housekeeping import register_chore
+        from schedules.hooks import register_chore
 
         register_chore(chore)

@@ -27,6 +27,7 @@ from audit.actor import acting_as
 from audit.models import ActorKind, AuditAction, AuditEntry
 from audit.recording import record
 from scanner_project.daily import once_a_day
+from schedules.hooks import Chore
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ def prune_if_due(*, instance_id: str, now: datetime | None = None) -> int | None
     return once_a_day(key=DUE_KEY, instance_id=instance_id, task=prune)
 
 
-def chore(config, *, clock):
+def chore(config, *, clock) -> Chore | None:
     """The scheduler's daily pruning chore (registered in AuditConfig.ready), or None when it is off."""
     if settings.AUDIT_RETENTION_DAYS <= 0:
         return None
-    return ("audit_prune", 300.0, lambda: prune_if_due(instance_id=config.instance_id, now=clock()))
+    return Chore("audit_prune", 300.0, lambda: prune_if_due(instance_id=config.instance_id, now=clock()))

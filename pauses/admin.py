@@ -1,6 +1,7 @@
 """Pause and resume in admin: two actions on the schedule list (pausing asks
 for a reason and an optional resume time) and the pause record on each
-schedule's page (who paused it, why, until when)."""
+schedule's page (who paused it, why, until when); pauses.hooks adds them to
+the schedule admin."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from pauses.models import SchedulePause
 from pauses.services import pause_schedules, resume_schedules
 from scanner_project.admin_forms import action_with_form
-from scanner_project.admin_sections import page_section
+from schedules.hooks import AdminSection
 
 
 class PauseForm(forms.Form):
@@ -49,23 +50,24 @@ def resume_selected(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Resumed {count} paused schedule(s).", messages.SUCCESS)
 
 
-class PauseSectionMixin(page_section("Pause", ("pause_state",), first=True, permission="pauses.view_schedulepause")):
-    """A "Pause" section on a saved schedule's page: whether it is paused,
-    by whom, why and until when, and its earlier pauses."""
+@admin.display(description="pause")
+def pause_state(schedule) -> str:
+    """Whether the schedule is paused, by whom, why and until when, and its earlier pauses."""
+    pauses = list(SchedulePause.objects.filter(schedule=schedule)[:PAUSES_SHOWN])
+    if not pauses:
+        return "Not paused. To pause with a note, select it on the schedule list and use the action."
+    rows = format_html_join("", "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+        (state_of(p), p.reason, p.paused_by, _local(p.paused_at),
+         f"until {_local(p.resume_at)}" if p.resume_at and p.resumed_at is None
+         else f"resumed {_local(p.resumed_at)} by {p.resumed_by}" if p.resumed_at else "until resumed")
+        for p in pauses))
+    return format_html('<table class="pause-record"><tr><th>state</th><th>reason</th><th>paused by</th>'
+                       "<th>paused at</th><th>ends</th></tr>{}</table>", rows)
 
-    @admin.display(description="pause")
-    def pause_state(self, obj):
-        pauses = list(SchedulePause.objects.filter(schedule=obj)[:PAUSES_SHOWN])
-        if not pauses:
-            return "Not paused. To pause with a note, select it on the schedule list and use the action."
-        rows = format_html_join("", "<tr><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
-            (state_of(p), p.reason, p.paused_by, _local(p.paused_at),
-             f"until {_local(p.resume_at)}" if p.resume_at and p.resumed_at is None
-             else f"resumed {_local(p.resumed_at)} by {p.resumed_by}" if p.resumed_at else "until resumed")
-            for p in pauses))
-        return format_html('<table class="pause-record"><tr><th>state</th><th>reason</th><th>paused by</th>'
-                           "<th>paused at</th><th>ends</th></tr>{}</table>", rows)
 
+# A "Pause" section on a saved schedule's page, right after its first fieldset
+# (registered on the schedule admin in pauses.hooks).
+PAUSE_SECTION = AdminSection("Pause", (pause_state,), permission="pauses.view_schedulepause", first=True)
 
 PAUSES_SHOWN = 10
 

@@ -1,6 +1,7 @@
 """Alert conditions and delivery in one process, against the real database,
 SMTP server and webhook receiver."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -143,13 +144,16 @@ def test_a_failing_check_does_not_stop_the_others_or_the_loop(monkeypatch, hook,
     JobExecution.objects.create(job_id="schedule:x", domain="q.example.com", domain_config_id="q", status="queued",
                                 trigger="manual", started_at=Now())
     JobExecution.objects.update(started_at=Now() - timedelta(hours=1))  # queued an hour ago
+    from schedules.runtime.loops import Loops
+
     loop = AlertLoop(instance_id="test")
-    loop._pass()  # what the main loop's thread runs: logs, never raises
+    loops = Loops(stop=threading.Event(), on_death=lambda name: None, on_db_error=lambda exc: None)
+    assert loops.one_pass("alerts", loop.run_once)  # as its loop thread runs it: logs, never raises
     assert "Alert check schedule streaks failed" in caplog.text
     assert list(Alert.objects.values_list("kind", flat=True)) == ["queue_behind", "no_live_instance"]
     monkeypatch.setattr("alerts.loop.dispatch_all", lambda: 1 / 0)
-    loop._pass()
-    assert "Alert pass failed" in caplog.text
+    assert not loops.one_pass("alerts", loop.run_once)
+    assert "Background loop alerts: a pass failed" in caplog.text
 
 
 def test_a_delivery_is_retried_with_backoff_then_given_up(hook, settings):

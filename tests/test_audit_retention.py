@@ -3,7 +3,6 @@ the history's daily cleanup never delete entries. AUDIT_RETENTION_DAYS (off by
 default) and ``cleanupaudit`` prune them, and the chain stays verifiable."""
 
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.core.management import CommandError, call_command, get_commands, load_command_class
@@ -20,7 +19,6 @@ from tests.history_factories import make_execution
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now().replace(microsecond=0)
-NO_ALERTS = SimpleNamespace(tick=lambda: None)
 
 
 @pytest.fixture
@@ -52,8 +50,7 @@ def test_cleanuphistory_never_deletes_audit_entries(aged, capsys):
 def test_the_daily_history_cleanup_keeps_audit_entries(aged, settings):
     settings.HISTORY_RETENTION_DAYS = 1
     config = RuntimeConfig.from_settings(instance_id="host-a-1")
-    [history_cleanup] = [task for name, _, task in chores(config, clock=timezone.now, alerts=NO_ALERTS)
-                         if name == "history_cleanup"]
+    [history_cleanup] = [c.task for c in chores(config, clock=timezone.now) if c.name == "history_cleanup"]
     history_cleanup()
     assert not JobExecution.objects.exists() and AuditEntry.objects.count() == 4
 
@@ -61,7 +58,7 @@ def test_the_daily_history_cleanup_keeps_audit_entries(aged, settings):
 def test_audit_retention_is_off_by_default(aged, settings):
     assert settings.AUDIT_RETENTION_DAYS == 0
     config = RuntimeConfig.from_settings(instance_id="host-a-1")
-    assert "audit_prune" not in [name for name, _, _ in chores(config, clock=timezone.now, alerts=NO_ALERTS)]
+    assert "audit_prune" not in [c.name for c in chores(config, clock=timezone.now)]
     assert pruning.prune_if_due(instance_id="host-a-1") is None
     assert AuditEntry.objects.count() == 4
 
@@ -115,8 +112,7 @@ def test_removing_entries_after_a_prune_is_still_found(aged):
 def test_audit_retention_prunes_once_a_day_across_instances(aged, settings):
     settings.AUDIT_RETENTION_DAYS = 30
     config = RuntimeConfig.from_settings(instance_id="host-a-1")
-    [(interval, prune)] = [(interval, task) for name, interval, task
-                           in chores(config, clock=timezone.now, alerts=NO_ALERTS) if name == "audit_prune"]
+    [(interval, prune)] = [(c.interval, c.task) for c in chores(config, clock=timezone.now) if c.name == "audit_prune"]
     assert interval == 300.0
     prune()
     assert pruning.prune_if_due(instance_id="host-b-2") is None

@@ -11,9 +11,8 @@ from django.utils.html import format_html_join
 
 from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from history.queue import queue_manual_run
-from pauses.admin import PauseSectionMixin, pause_selected, resume_selected
-from reruns.admin import rerun_missed
 from scanner_project.redaction import shorten
+from schedules import hooks
 from schedules.admin.history import ScheduleHistoryMixin
 from schedules.admin.sync import sync_view
 from schedules.instances import live_instances
@@ -37,6 +36,37 @@ class ValidSelectionMixin:
                                   messages.ERROR)
                 return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset)
+
+
+class HookedExtensionsMixin:
+    """The list actions and page sections the apps built on schedules add
+    (schedules.hooks.register_schedule_admin: pauses, reruns), after the
+    admin's own ``own_actions``. Read at each request, so it does not matter
+    whether their admin modules load before or after this one."""
+
+    own_actions: tuple = ()
+
+    @property
+    def actions(self) -> tuple:
+        return (*self.own_actions, *(action for ext in hooks.schedule_admin_extensions() for action in ext.actions))
+
+    def _sections_shown(self, request, obj) -> list[hooks.AdminSection]:
+        # A section shows another model's data: only to those who may view it.
+        if obj is None or obj.pk is None:
+            return []
+        return [section for ext in hooks.schedule_admin_extensions() for section in ext.sections
+                if request.user.has_perm(section.permission)]
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = self._sections_shown(request, obj)
+        return (*super().get_readonly_fields(request, obj), *(f for section in shown for f in section.fields))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = tuple(super().get_fieldsets(request, obj))
+        for section in self._sections_shown(request, obj):
+            entry = (section.title, {"fields": section.fields})
+            fieldsets = (*fieldsets[:1], entry, *fieldsets[1:]) if section.first else (*fieldsets, entry)
+        return fieldsets
 
 
 def _json_errors(*names: str) -> dict[str, dict[str, str]]:
@@ -100,7 +130,7 @@ class ScanProfileForm(forms.ModelForm):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin, ScheduleHistoryMixin,
+class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, HookedExtensionsMixin, ScheduleHistoryMixin,
                     AuditSectionMixin, admin.ModelAdmin):
     form = ScheduleForm
     list_display = ("domain", "domain_config_id", "in_words", "enabled", "next_run", "last_run", "last_status")
@@ -114,7 +144,7 @@ class ScheduleAdmin(AuditedActionsMixin, ValidSelectionMixin, PauseSectionMixin,
         ("Scan settings", {"fields": ("scan_settings", "edited_manually", "from_api")}),
         ("State", {"fields": ("next_run", "last_run", "last_status", "created_at", "updated_at")}),
     )
-    actions = ("enable_schedules", "disable_schedules", "run_now", pause_selected, resume_selected, rerun_missed)
+    own_actions = ("enable_schedules", "disable_schedules", "run_now")  # then those of hooks (pause, re-run)
 
     def get_urls(self):
         sync = path("sync-from-api/", sync_view(model_admin=self), name="schedules_schedule_sync")

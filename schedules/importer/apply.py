@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
@@ -23,7 +22,9 @@ from audit.actor import on_behalf
 from audit.models import ActorKind
 from scanner_project.metrics import SYNC_FAILURES, SYNC_RESULTS
 from scanner_project.redaction import redact, shorten
+from schedules import hooks
 from schedules.importer.client import SyncError, fetch_entries
+from schedules.importer.config import importer_config
 from schedules.importer.entries import Entry, answer_ids, parse_entries
 from schedules.models import Schedule, validate_scan_settings
 from schedules.notify import publish_schedule_changes
@@ -78,15 +79,16 @@ def sync_schedules_from_api(
     with ``dry_run``). Raises ``SyncError`` when the API could not be read;
     nothing is changed then.
     """
+    config = importer_config()
     try:
         entries = fetch_entries(
-            url=settings.API_URL if url is None else url,
-            token=settings.API_TOKEN,
-            timeout=settings.REQUEST_TIMEOUT,
-            deadline=settings.API_SYNC_DEADLINE,
-            max_bytes=settings.HTTP_MAX_RESPONSE_BYTES,
-            retries=settings.API_SYNC_RETRIES,
-            backoff=settings.API_SYNC_BACKOFF,
+            url=config.api_url if url is None else url,
+            token=config.api_token,
+            timeout=config.request_timeout,
+            deadline=config.deadline,
+            max_bytes=config.max_bytes,
+            retries=config.retries,
+            backoff=config.backoff,
         )
     except SyncError as exc:
         SYNC_FAILURES.inc()
@@ -290,12 +292,20 @@ def run_periodic_sync(*, instance_id: str, enabled: bool | None = None,
     key expires a little before the next interval so that the same instance's
     next tick, arriving slightly early, is not locked out by its own key.
     Returns the result, ``{"error": message}`` when the import failed, or None
-    when sync is off or another instance has this interval.
+    when sync is off or another instance has this interval. Unless sync is
+    off, the listeners registered in schedules.hooks hear it (alerts count
+    failures in a row).
     """
     # The runtime passes its own configuration; the settings are the default.
-    if not (settings.ENABLE_API_SYNC if enabled is None else enabled):
+    config = importer_config()
+    if not (config.enabled if enabled is None else enabled):
         return None
-    interval = interval or settings.API_SYNC_INTERVAL
+    result = _periodic_import(instance_id=instance_id, interval=interval or config.interval)
+    hooks.notify_sync_result(result, instance_id=instance_id)
+    return result
+
+
+def _periodic_import(*, instance_id: str, interval: float) -> dict[str, Any] | None:
     hold = max(1, int(interval - min(5.0, interval * 0.1)))
     try:
         if not cache.add(PERIODIC_LOCK_KEY, instance_id, timeout=hold):

@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from scanner_project.redaction import shown
+from schedules.importer.config import importer_config
 from schedules.json_limits import json_problem
 from schedules.validators import is_integer, normalize_domain
 
@@ -123,7 +123,7 @@ def _entry_values(*, raw: Any, index: int) -> dict[str, Any]:
         "domain": _normalized(data["domain"]),
         "frequency": schedule["frequency"],
         "time_config": _time_config(dcid=dcid, value=schedule.get("time", {})),
-        "timezone": schedule.get("timezone", settings.TIME_ZONE),
+        "timezone": schedule.get("timezone", importer_config().default_timezone),
         "spread_minutes": spread,
         "scan_settings": _without_nulls({k: v for k, v in data.items() if k not in ("domain", "schedule")}),
     }

@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 
 from django.utils import timezone
 
+from schedules.hooks import PauseSnapshot
 from schedules.runtime.bookkeeping import ScheduleBookkeeping
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.locks import HeldLock, ScheduleLocks, SlotGate
@@ -29,14 +30,6 @@ class Seats(Protocol):
     def unreserve(self, count: int = 1) -> None: ...
 
     def start(self, row: dict) -> None: ...
-
-
-class PauseView(Protocol):
-    """A snapshot of the schedules a pause may hold (the pause source of schedules.hooks)."""
-
-    taken_at: datetime
-
-    def may_hold(self, *, schedule_id: uuid.UUID, at: datetime) -> bool: ...
 
 
 @dataclass
@@ -62,7 +55,7 @@ class RunContext:
     clock: Callable[[], datetime] = timezone.now  # the database's time (fire.SlotExecutor.db_now) in a service
     slot_gate: SlotGate | None = None
     seats: Seats | None = None  # None on an instance that runs no scans
-    pauses: PauseView | None = None  # refreshed by take.see_pauses; None: ask per slot
+    pauses: PauseSnapshot | None = None  # refreshed by take.see_pauses; None: ask per slot
     lost_slots: LostSlotCheck = field(default_factory=LostSlotCheck)
     bookkeeping: ScheduleBookkeeping = field(default_factory=ScheduleBookkeeping)
     running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)

@@ -23,7 +23,7 @@ from django_apscheduler.util import close_old_connections as with_fresh_connecti
 from prometheus_client import start_http_server
 
 from schedules import instances, scans
-from schedules.importer.periodic import sync_pass
+from schedules.importer.apply import run_periodic_sync
 from schedules.runtime import housekeeping, startup
 from schedules.runtime.claim import SlotClaimer
 from schedules.runtime.config import RuntimeConfig
@@ -89,10 +89,7 @@ class SchedulerService:
         self.fired = FiredSlots(ctx=self.ctx, jobs=self.jobs, claimer=self.claimer)
         self.scheduler.add_listener(self.fired.on_max_instances, EVENT_JOB_MAX_INSTANCES)
         self._startup_writes: threading.Thread | None = None
-        from alerts.loop import AlertLoop  # alerts builds on schedules: imported once both are loaded
-
-        self.alerts = AlertLoop(instance_id=self.instance_id)
-        self.chores = housekeeping.chores(config, clock=self.executor.db_now, alerts=self.alerts)
+        self.chores = housekeeping.chores(config, clock=self.executor.db_now)
 
     # The executor's callbacks, bound before FiredSlots exists.
     def _on_slot(self, *args: object) -> None:
@@ -134,11 +131,11 @@ class SchedulerService:
         if self.feed.notices:
             self.loops.start("change-notices", self.feed.listen)
         if config.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
-            self.loops.every("api-sync", config.api_sync_interval, lambda: sync_pass(
+            self.loops.every("api-sync", config.api_sync_interval, lambda: run_periodic_sync(
                 instance_id=self.instance_id, enabled=config.enable_api_sync, interval=config.api_sync_interval))
         for chore in self.chores:
-            if getattr(chore, "own_thread", False):
-                self.loops.every(chore[0], chore[1], chore[2])
+            if chore.own_thread:  # a slow SMTP server or webhook must not hold up the main loop
+                self.loops.every(chore.name, chore.interval, chore.task)
         if config.metrics_port:
             start_http_server(config.metrics_port, addr=config.metrics_addr)
         self._beat()
@@ -156,8 +153,8 @@ class SchedulerService:
         add("prune_changes", 600.0, self.feed.prune)
         add("skew", 10.0, self._measure_skew, ran_now=True)
         for chore in self.chores:
-            if not getattr(chore, "own_thread", False):
-                add(chore[0], chore[1], chore[2])
+            if not chore.own_thread:
+                add(chore.name, chore.interval, chore.task)
 
     def run(self) -> None:
         """start(), then the main loop until request_stop(), then shutdown()."""

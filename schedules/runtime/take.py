@@ -18,6 +18,7 @@ from history import queue as queue_store
 from history import services as history
 from history.models import ExecutionStatus
 from scanner_project import metrics
+from schedules.hooks import pause_source
 from schedules.runtime.context import RunContext, RunningScan, log_extra
 from schedules.runtime.finish import finish
 from schedules.runtime.lock import run_locked
@@ -140,15 +141,14 @@ def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobS
 def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, scheduled_for: datetime) -> bool:
     """A paused schedule's slot is recorded skipped with the pause's note.
     Checked when a worker takes it, by the one instance that took it; a query
-    only for the schedules the instance's pause snapshot names."""
-    from pauses.selectors import paused_reason
-
+    only for the schedules the instance's pause snapshot names. The pause
+    source is the pause app's (schedules.hooks): without one, none is paused."""
     seen = ctx.pauses
     if seen is not None and ctx.clock() - seen.taken_at <= ctx.pauses_max_age and not seen.may_hold(
             schedule_id=spec.schedule_id, at=scheduled_for):
         return False  # no pause can hold it: no query (see see_pauses)
     try:
-        reason = paused_reason(schedule_id=spec.schedule_id, at=scheduled_for)
+        reason = pause_source().reason(schedule_id=spec.schedule_id, at=scheduled_for)
     except DatabaseError:
         return False  # unknown: run it rather than lose the slot
     if reason:
@@ -162,6 +162,4 @@ def _skipped_for_pause(ctx: RunContext, spec: JobSpec, execution_id: uuid.UUID, 
 def see_pauses(ctx: RunContext) -> None:
     """Refresh the snapshot of schedules that a pause may hold (the tick runs
     it every CHANGE_POLL_INTERVAL); a stale one is not trusted."""
-    from pauses.selectors import pause_snapshot
-
-    ctx.pauses = pause_snapshot(now=ctx.clock())
+    ctx.pauses = pause_source().snapshot(now=ctx.clock())
