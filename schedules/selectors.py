@@ -13,7 +13,3 @@ def get_schedules_by_domain(*, domain: str) -> QuerySet[Schedule]:
 
 def get_schedule_by_domain_config_id(*, domain_config_id: str) -> Schedule | None:
     return Schedule.objects.filter(domain_config_id=domain_config_id).first()
-
-
-def get_enabled_schedules() -> QuerySet[Schedule]:
-    return Schedule.objects.filter(enabled=True)
