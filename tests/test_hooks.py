@@ -26,7 +26,7 @@ from schedules import hooks
 from schedules.importer.apply import PERIODIC_LOCK_KEY, run_periodic_sync
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.housekeeping import chores
-from schedules.runtime.run import see_pauses
+from schedules.runtime.take import see_pauses
 from schedules.runtime.specs import load_spec
 from tests.test_execution import SLOT, context, ok_runner, run_slot
 
