@@ -26,8 +26,8 @@ from schedules import hooks
 from schedules.importer.apply import PERIODIC_LOCK_KEY, run_periodic_sync
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.housekeeping import chores
-from schedules.runtime.take import see_pauses
 from schedules.runtime.specs import load_spec
+from schedules.runtime.take import see_pauses
 from tests.test_execution import SLOT, context, ok_runner, run_slot
 
 pytestmark = pytest.mark.django_db
