@@ -15,6 +15,7 @@ from history.models import JobExecution
 from pauses.models import SchedulePause
 from tests.history_factories import make_execution
 from tests.test_browser import _allow_orm_beside_playwright, _close_pool_after_live_server  # noqa: F401 - fixtures
+from tests.test_browser import page as _tall_page  # noqa: F401 - a fixture, renamed: this module's page sets its size
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,7 +24,7 @@ WIDTH, HEIGHT = 1280, 800
 
 
 @pytest.fixture
-def page(_tall_page):
+def page(_tall_page):  # noqa: F811 - the fixture imported above
     _tall_page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     return _tall_page
 
