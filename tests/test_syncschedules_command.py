@@ -157,7 +157,7 @@ def test_a_runtime_built_with_api_sync_on_syncs_whatever_the_setting_says(api_se
     sync_settings.ENABLE_API_SYNC = False
     sync_settings.API_URL = api_server.serve_json("/s", EXAMPLE)
     service = SchedulerService(instance_id="sync-on", enable_api_sync=True, api_sync_interval=120)
-    service._api_sync(instance_id="sync-on")
+    service._api_sync()
     assert Schedule.objects.filter(domain_config_id="abc-123").exists()
     assert api_server.hits["/s"] == 1
     cache.delete(PERIODIC_LOCK_KEY)

@@ -131,8 +131,7 @@ class SchedulerService:
         if self.feed.notices:
             self.loops.start("change-notices", self.feed.listen)
         if config.enable_api_sync:  # off the main loop: a slow API must not freeze heartbeats
-            self.loops.every("api-sync", config.api_sync_interval, lambda: run_periodic_sync(
-                instance_id=self.instance_id, enabled=config.enable_api_sync, interval=config.api_sync_interval))
+            self.loops.every("api-sync", config.api_sync_interval, self._api_sync)
         for chore in self.chores:
             if chore.own_thread:  # a slow SMTP server or webhook must not hold up the main loop
                 self.loops.every(chore.name, chore.interval, chore.task)
@@ -193,6 +192,11 @@ class SchedulerService:
         )
         if fire and self.ctx.slot_gate is not None:
             self.ctx.slot_gate.shared = instances.others_fire(instance_id=self.instance_id)
+
+    def _api_sync(self) -> dict | None:
+        """One interval's import, by this runtime's own switch and interval (not the settings read again)."""
+        return run_periodic_sync(instance_id=self.instance_id, enabled=self.config.enable_api_sync,
+                                 interval=self.config.api_sync_interval)
 
     def _measure_skew(self) -> None:
         self.db_skew = instances.database_clock_skew()
