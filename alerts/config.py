@@ -5,12 +5,13 @@ Alerts code reads ``alert_config()``, never django.conf.settings; a settings ove
 from __future__ import annotations
 
 import functools
-import ipaddress
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from scanner_project.outbound.addresses import Network, networks
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class AlertConfig:
     retry_backoff: float  # ALERT_RETRY_BACKOFF
     delivery_give_up_seconds: float  # ALERT_DELIVERY_GIVE_UP_SECONDS
     webhook_timeout: float  # ALERT_WEBHOOK_TIMEOUT
-    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # ALERT_ALLOWED_NETWORKS
+    allowed_networks: tuple[Network, ...]  # ALERT_ALLOWED_NETWORKS
     email_timeout: float  # EMAIL_TIMEOUT: Django's, bounds an email's send
     from_email: str  # DEFAULT_FROM_EMAIL
 
@@ -45,7 +46,7 @@ class AlertConfig:
             retry_backoff=settings.ALERT_RETRY_BACKOFF,
             delivery_give_up_seconds=settings.ALERT_DELIVERY_GIVE_UP_SECONDS,
             webhook_timeout=settings.ALERT_WEBHOOK_TIMEOUT,
-            allowed_networks=tuple(ipaddress.ip_network(net) for net in settings.ALERT_ALLOWED_NETWORKS),
+            allowed_networks=networks(settings.ALERT_ALLOWED_NETWORKS),
             email_timeout=settings.EMAIL_TIMEOUT,
             from_email=settings.DEFAULT_FROM_EMAIL,
         )

@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -40,19 +39,6 @@ class Registry(Generic[T]):
         with self._mutex:
             if item not in self._items:
                 self._items = (*self._items, item)
-
-    @contextmanager
-    def without(self, *items: T) -> Iterator[None]:
-        """The registry without ``items`` for a while, then exactly as before,
-        whatever was registered meanwhile (tests show what schedules does when
-        an app has not registered)."""
-        with self._mutex:
-            before, self._items = self._items, tuple(i for i in self._items if i not in items)
-        try:
-            yield
-        finally:
-            with self._mutex:
-                self._items = before
 
     def __call__(self) -> tuple[T, ...]:
         return self._items

@@ -28,6 +28,7 @@ from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.housekeeping import chores
 from schedules.runtime.specs import load_spec
 from schedules.runtime.take import see_pauses
+from tests.hook_registry import registry_without
 from tests.test_execution import SLOT, context, ok_runner, run_slot
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +54,7 @@ def test_a_paused_slot_is_skipped_because_pauses_registered_its_source(make_sche
     assert run_slot(context(ok_runner), load_spec(held.pk), SLOT) == "skipped"
     assert JobExecution.objects.get(schedule_id=held.pk).error_message == "paused by ops: DNS move"
 
-    with hooks.PAUSE_SOURCES.without(pauses.hooks.SOURCE):
+    with registry_without(hooks.PAUSE_SOURCES, pauses.hooks.SOURCE):
         assert hooks.pause_source() is hooks.NO_PAUSES
         ctx = context(ok_runner)
         with CaptureQueriesContext(connection) as queries:
@@ -69,7 +70,7 @@ def test_the_chores_of_a_runscheduler_are_those_the_apps_registered():
     assert {"pauses", "reruns", "alerts"} <= set(found)
     assert found["alerts"].own_thread and found["alerts"].interval == config.alert_check_interval
     assert not found["pauses"].own_thread and found["reruns"].interval == 1.0
-    with hooks.CHORES.without(pauses.hooks.expired_pauses_chore, alerts.hooks.alert_chore):
+    with registry_without(hooks.CHORES, pauses.hooks.expired_pauses_chore, alerts.hooks.alert_chore):
         left = {chore.name for chore in chores(config, clock=timezone.now)}
     assert "pauses" not in left and "alerts" not in left and "reruns" in left
 
@@ -87,7 +88,7 @@ def test_registering_again_changes_nothing():
 
 def test_a_failed_periodic_sync_alerts_because_alerts_listens(settings, sync_settings):
     settings.ALERT_SYNC_AFTER_FAILURES = 1
-    with hooks.SYNC_LISTENERS.without(note_sync_result):
+    with registry_without(hooks.SYNC_LISTENERS, note_sync_result):
         assert "error" in run_periodic_sync(instance_id="a", enabled=True, interval=60)  # API_URL is not set
     assert not Alert.objects.exists()
     cache.delete(PERIODIC_LOCK_KEY)  # the next interval
@@ -106,7 +107,7 @@ def test_a_failing_sync_listener_is_logged_and_the_others_still_hear(caplog):
     def listening(result, *, instance_id):
         heard.append((result, instance_id))
 
-    with hooks.SYNC_LISTENERS.without(note_sync_result):  # and as before afterwards
+    with registry_without(hooks.SYNC_LISTENERS, note_sync_result):  # and as before afterwards
         hooks.register_sync_listener(broken)
         hooks.register_sync_listener(listening)
         hooks.notify_sync_result({"created": 1}, instance_id="b")
@@ -131,7 +132,7 @@ def test_the_pause_and_rerun_actions_and_the_pause_section_come_from_their_apps(
     # The section sits right after the first fieldset, as it always did.
     assert body.index("pause-record") < body.index("field-frequency")
 
-    with hooks.SCHEDULE_ADMIN.without(pauses.hooks.ADMIN, reruns.hooks.ADMIN):
+    with registry_without(hooks.SCHEDULE_ADMIN, pauses.hooks.ADMIN, reruns.hooks.ADMIN):
         assert _action_names(admin_client) == own
         assert "pause-record" not in admin_client.get(page).content.decode()
     assert _action_names(admin_client)[-3:] == ["pause_selected", "resume_selected", "rerun_missed"]

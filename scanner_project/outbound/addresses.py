@@ -17,6 +17,12 @@ from urllib3.util import parse_url
 from scanner_project.redaction import shown as _shown
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(items: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
+    """A setting's network list (PROBE_ALLOWED_NETWORKS, ALERT_ALLOWED_NETWORKS; checked by env_networks) parsed."""
+    return tuple(ipaddress.ip_network(item) for item in items)
 
 # Globally routable by the registry, yet reaching the cloud host itself, or
 # not global but missing from the standard library's table in some versions.

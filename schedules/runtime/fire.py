@@ -119,9 +119,12 @@ class FiredSlots:
     def on_unrun_slot(self, job: Job, scheduled_for: datetime, reason: str) -> None:
         spec = self.jobs.spec_of_job(job)
         if spec is not None:
-            record_not_run(schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
-                           scheduled_for=scheduled_for, instance_id=self.ctx.instance_id, reason=reason,
-                           outage=self.ctx.db_outage)
+            # On a firing thread, which otherwise never touches the database:
+            # its connection goes back to the pool at once.
+            with_fresh_connections(record_not_run)(
+                schedule_id=spec.schedule_id, domain=spec.domain, domain_config_id=spec.domain_config_id,
+                scheduled_for=scheduled_for, instance_id=self.ctx.instance_id, reason=reason,
+                outage=self.ctx.db_outage)
 
     def on_max_instances(self, event: JobSubmissionEvent) -> None:
         spec = self.jobs.spec_of_job_id(event.job_id)

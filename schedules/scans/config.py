@@ -9,12 +9,11 @@ what it was built with, as a running instance does.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from scanner_project.outbound.addresses import Network, networks
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class ScanConfig:
             browser_path=settings.SCAN_BROWSER_PATH,
             scheme=settings.PROBE_SCHEME,
             allow_private=settings.PROBE_ALLOW_PRIVATE,
-            allowed_networks=tuple(ipaddress.ip_network(net) for net in settings.PROBE_ALLOWED_NETWORKS),
+            allowed_networks=networks(settings.PROBE_ALLOWED_NETWORKS),
             request_timeout=settings.REQUEST_TIMEOUT,
             max_response_bytes=settings.HTTP_MAX_RESPONSE_BYTES,
             api_pool_size=settings.MAX_WORKERS,
