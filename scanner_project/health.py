@@ -72,10 +72,18 @@ def check_database(*, db: DatabaseConnection, timeout: float) -> dict:
 
         backlog = get_queue_backlog(using=db.alias)
         late = backlog["oldest_seconds"] is not None and backlog["oldest_seconds"] > settings.QUEUE_WARN_SECONDS
+        from schedules import shards
+        from schedules.runtime.config import RuntimeConfig
+
+        # A shard without an owner for two heartbeats: its slots are not fired.
+        unowned_after = 2 * RuntimeConfig.from_settings().heartbeat_interval
+        unowned = shards.unowned_count(longer_than=unowned_after, using=db.alias)
         return {
             "database": {"status": "ok"},
             # Late work is degraded, not down: scans still run, only behind.
             "queue": {"status": "degraded" if late else "ok", **backlog, "warn_seconds": settings.QUEUE_WARN_SECONDS},
+            "shards": {"status": "degraded" if unowned else "ok", "unowned": unowned,
+                       "unowned_after_seconds": unowned_after},
             "scheduler": {
                 "status": "ok" if live else "down",
                 "live_instances": len(live),
@@ -103,6 +111,7 @@ def health_report(*, db: DatabaseConnection | None = None, timeout: float = DEAD
         "redis": waits["redis"]() if "redis" in waits else {"status": "disabled"},
         "scheduler": database.get("scheduler", {"status": "unknown", "detail": "the database did not answer"}),
         "queue": database.get("queue", {"status": "unknown", "detail": "the database did not answer"}),
+        "shards": database.get("shards", {"status": "unknown", "detail": "the database did not answer"}),
     }
     healthy = (
         report["database"]["status"] == "ok"
@@ -111,7 +120,8 @@ def health_report(*, db: DatabaseConnection | None = None, timeout: float = DEAD
     )
     if not healthy:
         return {"status": "error", **report}
-    return {"status": "degraded" if report["queue"]["status"] == "degraded" else "ok", **report}
+    degraded = "degraded" in (report["queue"]["status"], report["shards"]["status"])
+    return {"status": "degraded" if degraded else "ok", **report}
 
 
 DETAILS_PERMISSION = "schedules.view_schedulerinstance"

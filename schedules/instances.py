@@ -36,12 +36,6 @@ def beat(*, instance_id: str, started_at: datetime, jobs_loaded: int, running_no
         )
 
 
-def others_fire(*, instance_id: str) -> bool:
-    """Does any other live instance fire slots (not started --scans-only)?"""
-    others = SchedulerInstance.objects.live().exclude(instance_id=instance_id).values_list("status", flat=True)
-    return any("fire" in (status or {}).get("roles", ["fire"]) for status in others)
-
-
 def database_clock_skew() -> float:
     """Seconds this process's clock is ahead of PostgreSQL's (0 elsewhere:
     SQLite runs on this host and its CURRENT_TIMESTAMP has whole seconds)."""

@@ -27,6 +27,12 @@ def recording_runner(request):
     return ScanResult(scan_id=f"scan-{request.execution_id}", metadata={"runner": "recording"})
 
 
+def settings_echo_runner(request):
+    """Records the scan settings the run was given in its metadata."""
+    _record(request)
+    return ScanResult(scan_id=f"scan-{request.execution_id}", metadata={"scan_settings": request.scan_settings})
+
+
 def sleepy_runner(request):
     """Sleeps SCAN_TEST_SLEEP_MAX seconds at most (random), or the schedule's
     own scan_settings["sleep"]."""

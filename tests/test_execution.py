@@ -209,32 +209,6 @@ def test_a_dead_instances_runs_go_back_to_the_queue_until_out_of_deliveries(make
                                     instance_id="other") is False
 
 
-def test_a_slot_lost_at_the_redis_gate_is_claimed_later_if_the_winner_never_claims(make_schedule):
-    from schedules.runtime.locks import make_slot_gate
-
-    schedule = make_schedule()
-    spec = load_spec(schedule.schedule_id)
-    winner, loser = context(ok_runner, instance_id="winner"), context(ok_runner, instance_id="loser")
-    winner.slot_gate = loser.slot_gate = make_slot_gate(redis_url="redis", ttl=60)
-    loser.lost_slots.verify_after = 0
-    # The winner takes the gate, then dies before inserting its claim.
-    assert winner.slot_gate.first_many([(spec.schedule_id, SLOT)], "winner")[0]
-    assert run_slot(loser, spec, SLOT) is None
-    assert not JobExecution.objects.exists()
-    [(noted_spec, noted_slot, fired_at)] = loser.lost_slots.unclaimed()
-    assert (noted_spec, noted_slot) == (spec, SLOT) and fired_at - SLOT < timedelta(seconds=1)
-    # Looked at again long after the grace time (a herd, a slow winner): the
-    # slot was fired in time, so it is still claimed, not recorded missed.
-    ticking = loser.clock
-    loser.clock = lambda: ticking() + timedelta(minutes=1)
-    assert run_slot(loser, spec, SLOT, gate=False, fired_at=fired_at) == "success"
-    loser.clock = ticking
-    # A slot whose winner did claim it needs no second look.
-    assert run_slot(winner, spec, SLOT + timedelta(hours=1)) == "success"
-    assert run_slot(loser, spec, SLOT + timedelta(hours=1)) is None
-    assert loser.lost_slots.unclaimed() == []
-
-
 def test_the_clock_skew_to_the_database_is_measured():
     import time_machine
 
@@ -292,26 +266,3 @@ def test_the_runner_gets_profile_defaults_overlaid_by_the_schedules_own_settings
     assert load_spec(bare.schedule_id).scan_settings == {"maxPages": 3}
 
 
-def test_the_slot_gate_is_skipped_while_no_other_live_instance_fires(make_schedule):
-    from schedules.instances import others_fire
-    from schedules.models import SchedulerInstance
-    from schedules.runtime.locks import make_slot_gate
-
-    redis_client = get_redis_connection("default")
-    gate = make_slot_gate(redis_url="redis", ttl=60)
-    spec = load_spec(make_schedule().schedule_id)
-    now = datetime.now(timezone.utc)
-    kwargs = dict(host="h", pid=1, started_at=now, last_seen=now)
-    SchedulerInstance.objects.create(instance_id="me", status={"roles": ["fire", "scan"]}, **kwargs)
-    SchedulerInstance.objects.create(instance_id="scanner", status={"roles": ["scan"]}, **kwargs)
-    SchedulerInstance.objects.create(instance_id="gone", status={"roles": ["fire", "scan"]}, stopped_at=now, **kwargs)
-    gate.shared = others_fire(instance_id="me")
-    assert gate.shared is False, "only a scans-only and a stopped instance besides this one"
-    assert gate.first_many([(spec.schedule_id, SLOT)], "me")[0] and gate.first_many([(spec.schedule_id, SLOT)], "me")[0]
-    assert not redis_client.keys("slot:*"), "no round trip to Redis while alone"
-    SchedulerInstance.objects.create(instance_id="firer", status={"roles": ["fire"]}, **kwargs)
-    gate.shared = others_fire(instance_id="me")
-    assert gate.shared is True
-    assert gate.first_many([(spec.schedule_id, SLOT), (spec.schedule_id, SLOT + timedelta(hours=1))], "me") == [
-        True, True]
-    assert gate.first_many([(spec.schedule_id, SLOT)], "firer")[0] is False, "the second instance to fire a slot loses it"

@@ -92,20 +92,29 @@ def test_an_unrelated_edit_does_not_move_the_next_fire_time(instance):
                                   time_config={"hours": 6})
     wait_for(lambda: next_fire(schedule_id) is not None)
     before = jobs()[str(schedule_id)]
-    update_schedule(schedule_id=schedule_id, scan_settings={"description": "now with words"})
+    # The domain is part of the loaded job (its claims carry it): the job is
+    # refreshed, and its next fire stays.
+    update_schedule(schedule_id=schedule_id, domain="steady2.example.com")
     wait_for(lambda: jobs()[str(schedule_id)]["hash"] != before["hash"])
     assert jobs()[str(schedule_id)]["next"] == before["next"]
 
 
-def test_a_profile_change_reaches_the_schedules_that_use_it(instance):
+def test_a_profile_change_reaches_the_next_run_of_the_schedules_that_use_it(start_live):
+    """No loaded job holds scan settings: each run reads its schedule's
+    current row, profile included."""
+    from history.queue import queue_manual_run
+
+    start_live(SCAN_RUNNER="tests.runners.settings_echo_runner")
     profile = ScanProfile.objects.create(name="p", max_pages=5)
     schedule_id = create_schedule(domain_config_id="prof", domain="prof.example.com", frequency="daily",
                                   time_config={"hour": 1, "minute": 0}, profile_id=profile.profile_id)
     wait_for(lambda: str(schedule_id) in jobs())
-    before = jobs()[str(schedule_id)]["hash"]
     profile.max_pages = 99
     profile.save()
-    wait_for(lambda: jobs()[str(schedule_id)]["hash"] != before)
+    queue_manual_run(schedule_id=schedule_id, domain="prof.example.com", domain_config_id="prof", requested_by="t")
+    wait_for(lambda: JobExecution.objects.filter(schedule_id=schedule_id, status="success").exists())
+    run = JobExecution.objects.get(schedule_id=schedule_id, status="success")
+    assert run.metadata["scan_settings"]["maxPages"] == 99
 
 
 def test_a_rolled_back_edit_publishes_nothing(instance, redis_client):

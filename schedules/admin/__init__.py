@@ -12,7 +12,7 @@ from django.utils.html import format_html_join
 from audit.admin import AuditedActionsMixin, AuditSectionMixin
 from history.queue import queue_manual_run
 from scanner_project.redaction import shorten
-from schedules import hooks
+from schedules import hooks, shards
 from schedules.admin.history import ScheduleHistoryMixin
 from schedules.admin.sync import sync_view
 from schedules.instances import live_instances
@@ -217,11 +217,23 @@ class ScanProfileAdmin(AuditedActionsMixin, ValidSelectionMixin, AuditSectionMix
 
 @admin.register(SchedulerInstance)
 class SchedulerInstanceAdmin(admin.ModelAdmin):
-    list_display = ("instance_id", "alive", "host", "pid", "started_at", "last_seen", "stopped_at", "jobs_loaded",
-                    "running_now")
+    list_display = ("instance_id", "alive", "host", "pid", "started_at", "last_seen", "stopped_at", "shards_held",
+                    "schedules_loaded", "running_now")
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_liveness()
+
+    @admin.display(description="shards")
+    def shards_held(self, obj) -> str:
+        """The shards this instance reported holding at its last heartbeat (runtime/shard_leases.py)."""
+        held = (obj.status or {}).get("shards") or []
+        if not obj.is_live or not held:
+            return "-"
+        return f"{len(held)}: {shards.describe_shards(held)}"
+
+    @admin.display(description="schedules loaded", ordering="jobs_loaded")
+    def schedules_loaded(self, obj) -> int:
+        return obj.jobs_loaded
 
     @admin.display(boolean=True, ordering="-is_live", description="alive")
     def alive(self, obj) -> bool:

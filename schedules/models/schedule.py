@@ -15,6 +15,7 @@ from scanner_project.redaction import shown
 from schedules.json_limits import json_problem
 from schedules.models.changes import ChangeRecordingModel, ChangeRecordingQuerySet
 from schedules.models.profiles import ScanProfile, validate_scan_settings
+from schedules.models.shards import ShardField
 from schedules.timing.spread import MAX_SPREAD_MINUTES, spread_offset
 from schedules.timing.triggers import (
     FREQUENCIES,
@@ -59,6 +60,8 @@ class Schedule(ChangeRecordingModel):
         ONCE = "once"
 
     schedule_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Which firing instance loads the schedule (models.shards; runtime/shard_leases.py).
+    shard = ShardField(db_default=0)
     domain_config_id = models.CharField(max_length=255, unique=True, validators=[validate_domain_config_id])
     domain = models.CharField(max_length=255, validators=[validate_domain], db_index=True)
     profile = models.ForeignKey(

@@ -37,13 +37,13 @@ class FiredSlot:
     fired_at: datetime | None = None  # when the scheduler fired it (default: now), for the grace time
 
 
-def fire_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *, gate: bool = True,
+def fire_slot(ctx: RunContext, spec: JobSpec, scheduled_for: datetime, *,
               fired_at: datetime | None = None) -> str | None:
     """Fire one slot (see fire_slots)."""
-    return fire_slots(ctx, [FiredSlot(spec, scheduled_for, fired_at)], gate=gate)[0]
+    return fire_slots(ctx, [FiredSlot(spec, scheduled_for, fired_at)])[0]
 
 
-def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) -> list[str | None]:
+def fire_slots(ctx: RunContext, slots: list[FiredSlot]) -> list[str | None]:
     """Claim the slots in one INSERT, each as ``queued`` for any instance's
     workers or straight into a free worker of this instance (``running``,
     taken at birth: no take, one write fewer). Returns, per slot, "running" or
@@ -62,14 +62,6 @@ def fire_slots(ctx: RunContext, slots: list[FiredSlot], *, gate: bool = True) ->
             outcome[n] = ExecutionStatus.MISSED
         else:
             wanted.append(n)
-    if gate and ctx.slot_gate is not None and not ctx.redis_outage.is_down:
-        firsts = ctx.slot_gate.first_many([(slots[n].spec.schedule_id, slots[n].scheduled_for) for n in wanted],
-                                          ctx.instance_id)
-        for n, first in zip(list(wanted), firsts, strict=True):
-            if not first:
-                metrics.CLAIM_LOSSES.inc()
-                ctx.lost_slots.note(slots[n].spec, slots[n].scheduled_for, slots[n].fired_at or ctx.clock())
-                wanted.remove(n)
     if not wanted:
         return outcome
     seats = ctx.seats.reserve(len(wanted)) if ctx.seats is not None else 0
@@ -138,8 +130,12 @@ def _too_late(ctx: RunContext, slot: FiredSlot) -> str:
     instance was down, or a second look came after an outage."""
     now = ctx.clock()
     later = due.later_slot_of(slot.spec.trigger, slot.scheduled_for) if ctx.config.coalesce else None
-    return due.verdict(slot=slot.scheduled_for, fired_at=slot.fired_at or now, now=now, grace=ctx.config.misfire_grace,
-                       coalesce=ctx.config.coalesce, later_slot=later).reason
+    # A later slot is already due by the clock that fires it. An instance
+    # whose clock is behind the database's fires each of its shards' slots
+    # late by the same amount, and must not fold every one into the next.
+    due_by = min(now, ctx.wall_clock())
+    return due.verdict(slot=slot.scheduled_for, fired_at=slot.fired_at or now, now=due_by,
+                       grace=ctx.config.misfire_grace, coalesce=ctx.config.coalesce, later_slot=later).reason
 
 
 def _record_too_late(ctx: RunContext, slot: FiredSlot, reason: str) -> None:

@@ -35,7 +35,7 @@ class RuntimeConfig:
     alert_check_interval: float
     metrics_port: int
     metrics_addr: str
-    redis_url: str  # "" in the embedded default: local locks, no notices, no slot gate
+    redis_url: str  # "" in the embedded default: local locks, no notices
     database: str  # what the logs call the database: "PostgreSQL" or "database"
     fire: bool = True  # fire slots into the queue (--scans-only: no)
     scan: bool = True  # take queued slots and run their scans (--fire-only: no)
@@ -86,3 +86,15 @@ class RuntimeConfig:
     def heartbeat_interval(self) -> float:
         """Locks and heartbeats are renewed every third of the lock timeout."""
         return self.lock_timeout / 3
+
+    @property
+    def lease_ttl(self) -> float:
+        """A shard lease lasts one and a half heartbeats past its renewal:
+        with a renewal every lease_pass, a dead owner's shards are taken
+        within two heartbeats."""
+        return self.heartbeat_interval * 1.5
+
+    @property
+    def lease_pass(self) -> float:
+        """How often the shard keeper renews and rebalances."""
+        return min(1.0, self.heartbeat_interval / 4)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from schedules.hooks import PauseSnapshot
 from schedules.runtime.bookkeeping import ScheduleBookkeeping
 from schedules.runtime.config import RuntimeConfig
-from schedules.runtime.locks import HeldLock, ScheduleLocks, SlotGate
+from schedules.runtime.locks import HeldLock, ScheduleLocks
 from schedules.runtime.outages import OutageLog
 from schedules.runtime.second_look import LostSlotCheck
 from schedules.runtime.specs import JobSpec
@@ -53,7 +53,7 @@ class RunContext:
     redis_outage: OutageLog
     db_outage: OutageLog
     clock: Callable[[], datetime] = timezone.now  # the database's time (fire.SlotExecutor.db_now) in a service
-    slot_gate: SlotGate | None = None
+    wall_clock: Callable[[], datetime] = timezone.now  # this host's own time, by which APScheduler fires
     seats: Seats | None = None  # None on an instance that runs no scans
     pauses: PauseSnapshot | None = None  # refreshed by take.see_pauses; None: ask per slot
     lost_slots: LostSlotCheck = field(default_factory=LostSlotCheck)

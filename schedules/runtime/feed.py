@@ -46,6 +46,8 @@ class JobTarget(Protocol):
 
     def digests(self) -> dict[uuid.UUID, str]: ...
 
+    def held_shards(self) -> list[int] | None: ...
+
 
 class ChangeFeed:
     def __init__(self, *, jobs: JobTarget, redis_url: str, stop: threading.Event,
@@ -118,8 +120,12 @@ class ChangeFeed:
         if self.on_changes is not None:
             self.on_changes(schedule_ids)
         wanted: dict[uuid.UUID, JobSpec] = {}
+        held = self.jobs.held_shards()
         for chunk in _chunks(list(schedule_ids), 1000):
-            wanted.update((s.schedule_id, s) for s in iter_specs(Schedule.objects.filter(schedule_id__in=chunk, enabled=True)))
+            rows = Schedule.objects.filter(schedule_id__in=chunk, enabled=True)
+            if held is not None:  # only the owner of a schedule's shard applies its change
+                rows = rows.filter(shard__in=held)
+            wanted.update((s.schedule_id, s) for s in iter_specs(rows, keep_settings=False))
         return sum(self.jobs.apply_spec(sid, wanted.get(sid), source=source) for sid in schedule_ids)
 
     # --- 2. change log ---------------------------------------------------
@@ -170,13 +176,14 @@ class ChangeFeed:
 
     # --- 3. full diff -----------------------------------------------------
     def full_diff(self) -> int:
-        """Compare the database's digest of every enabled schedule with the
-        digest each loaded job was built from; rebuild only what differs."""
+        """Compare the database's digest of every enabled schedule of the
+        held shards with the digest each loaded job was built from; rebuild
+        only what differs."""
         started = time.monotonic()
         loaded = self.jobs.digests()
         stale: set[uuid.UUID] = set()
         seen: set[uuid.UUID] = set()
-        for schedule_id, digest in enabled_digests():
+        for schedule_id, digest in enabled_digests(shards=self.jobs.held_shards()):
             seen.add(schedule_id)
             if loaded.get(schedule_id) != digest:
                 stale.add(schedule_id)

@@ -138,4 +138,4 @@ class FiredSlots:
         still in time (due.verdict), counting grace to when they were fired."""
         for spec, slot, fired_at in self.ctx.lost_slots.unclaimed():
             logger.info("Slot %s of %s was not claimed by any instance; claiming it here", slot, spec.job_id)
-            submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, gate=False, fired_at=fired_at)
+            submit(with_fresh_connections(fire_slot), self.ctx, spec, slot, fired_at=fired_at)

@@ -1,4 +1,4 @@
-"""Locks: the backends a run's schedule lock is held in, and the Redis slot gate.
+"""Locks: the backends a run's schedule lock is held in.
 redis-py ``Lock`` per schedule with Redis; a set of held ids in the embedded default.
 """
 
@@ -8,7 +8,6 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django_redis import get_redis_connection
 from redis import Redis
@@ -136,35 +135,3 @@ def make_schedule_locks(*, redis_url: str, timeout: float) -> ScheduleLocks:
     if client is not None:
         return RedisScheduleLocks(client=client, timeout=timeout)
     return LocalScheduleLocks(timeout=timeout)
-
-
-class SlotGate:
-    """A cheap first-come check per slot in Redis (SET NX), so that losing
-    instances skip their database insert. It only ever says "someone else
-    fired this slot first"; the database claim stays the fence that decides
-    who runs it, so a Redis outage just lets every instance through.
-
-    ``shared`` is False while no other live instance fires slots (the
-    service checks at each heartbeat): then the gate would spare nobody an
-    insert, and costs a round trip per slot, so it is skipped."""
-
-    def __init__(self, *, client: Redis | None, ttl: float):
-        self.client = client
-        self.ttl = int(max(ttl, 1))
-        self.shared = True  # until the first heartbeat says otherwise
-
-    def first_many(self, slots: list[tuple[uuid.UUID, datetime]], instance_id: str) -> list[bool]:
-        """Per slot: did this instance fire it first? One pipelined round trip for all."""
-        if self.client is None or not self.shared or not slots:
-            return [True] * len(slots)
-        try:
-            with self.client.pipeline(transaction=False) as pipe:
-                for schedule_id, slot in slots:
-                    pipe.set(f"slot:{schedule_id}:{int(slot.timestamp() * 1000)}", instance_id, nx=True, ex=self.ttl)
-                return [bool(answer) for answer in pipe.execute()]
-        except REDIS_DOWN_ERRORS:
-            return [True] * len(slots)
-
-
-def make_slot_gate(*, redis_url: str, ttl: float) -> SlotGate:
-    return SlotGate(client=redis_client(redis_url), ttl=ttl)

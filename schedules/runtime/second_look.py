@@ -1,8 +1,8 @@
-"""Second look: a slot lost at the Redis gate is checked a few seconds later.
-Should its winner have died before inserting the claim, the loser claims it.
+"""Second look: a slot APScheduler refused as "max instances" is checked a few seconds later.
+If no instance claimed it meanwhile, this instance claims it (the claim decides whether still in time).
 """
-# Each noted slot keeps the time the loser fired it: the grace time counts to
-# then, since the slot was fired in time even if its first claimer then died.
+# Each noted slot keeps the time it was fired: the grace time counts to then,
+# since the slot was fired in time even if it was refused.
 
 from __future__ import annotations
 

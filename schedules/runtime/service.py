@@ -1,11 +1,13 @@
 """Service: one ``runscheduler`` process: its lifecycle, and the loops it supervises.
 It builds the slot path's parts (fire -> ... -> finish), starts them, runs the main loop, and stops them.
 
-Start: load the jobs (job_table.py), write the start-up records (startup.py),
-start firing and taking. The main loop's passes (loops.Ticker) do the
-bookkeeping in short, interruptible steps: heartbeat, change detection,
-abandoned-run sweep, chores. Shutdown lets running scans finish within the
-grace time and leaves queued slots queued.
+Start: register, take a fair share of the shards and load their jobs
+(shard_leases.py, job_table.py), write their start-up records in the
+background (startup.py), start firing and taking. The main loop's passes
+(loops.Ticker) do the bookkeeping in short, interruptible steps: heartbeat,
+change detection, abandoned-run sweep, chores. Shutdown releases the shard
+leases at once, lets running scans finish within the grace time and leaves
+queued slots queued.
 """
 
 from __future__ import annotations
@@ -19,24 +21,26 @@ from datetime import timezone as dt_timezone
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from django.db import DatabaseError, close_old_connections
-from django_apscheduler.util import close_old_connections as with_fresh_connections
 from prometheus_client import start_http_server
 
 from schedules import instances, scans
 from schedules.importer.apply import run_periodic_sync
-from schedules.runtime import housekeeping, startup
+from schedules.runtime import housekeeping
 from schedules.runtime.claim import SlotClaimer
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.context import RunContext
 from schedules.runtime.feed import ChangeFeed
 from schedules.runtime.finish import hand_back_cut_off, sweep_abandoned
 from schedules.runtime.fire import FiredSlots, SlotExecutor
+from schedules.runtime.job_store import ShardJobStore
 from schedules.runtime.job_table import JobTable
-from schedules.runtime.locks import make_schedule_locks, make_slot_gate
+from schedules.runtime.locks import make_schedule_locks
 from schedules.runtime.loops import Loops, Ticker
 from schedules.runtime.outages import OutageLog, repair_connections, skip_checkout_health_checks
 from schedules.runtime.run import renew_running
-from schedules.runtime.specs import iter_specs, load_spec
+from schedules.runtime.shard_leases import ShardKeeper
+from schedules.runtime.specs import load_spec
+from schedules.runtime.startup import StartupWrites
 from schedules.runtime.take import QueueTaker, see_pauses
 
 logger = logging.getLogger("schedules.runtime")
@@ -66,29 +70,35 @@ class SchedulerService:
             runner=runner, stop=self.stop_event, redis_outage=OutageLog("Redis"), db_outage=OutageLog(config.database),
             # Runs are timed by the database's clock, the one all instances share.
             clock=self.executor.db_now,
-            slot_gate=make_slot_gate(redis_url=config.redis_url, ttl=config.misfire_grace + 60),
         )
+        self.store = ShardJobStore()
         self.scheduler = BackgroundScheduler(timezone=dt_timezone.utc, executors={"default": self.executor},
+                                             jobstores={"default": self.store},
                                              job_defaults={
                                                  # Coalescing is applied by SlotExecutor so that folded slots are recorded.
                                                  "coalesce": False,
                                                  "max_instances": config.max_instances,
                                                  "misfire_grace_time": config.misfire_grace,
                                              })
-        self.jobs = JobTable(scheduler=self.scheduler, replace_existing=config.replace_existing)
+        self.jobs = JobTable(scheduler=self.scheduler, store=self.store, replace_existing=config.replace_existing,
+                             misfire_grace=config.misfire_grace, max_instances=config.max_instances)
         # A pause reaches the runtime as a change: the pause snapshot is taken
         # again at once (take.see_pauses), not only at its next poll.
         self.feed = ChangeFeed(jobs=self.jobs, redis_url=config.redis_url, stop=self.stop_event,
                                on_changes=(lambda ids: see_pauses(self.ctx)) if config.scan else None)
         self.loops = Loops(stop=self.stop_event, on_death=self._on_loop_death, on_db_error=self._on_db_error)
         self.ticker = Ticker(loops=self.loops, on_pass=self.ctx.db_outage.up)
-        self.taker = QueueTaker(ctx=self.ctx, max_workers=config.max_workers,
-                                spec_of=lambda sid: self.jobs.spec(sid) or load_spec(sid)) if config.scan else None
+        # A run reads its schedule's current snapshot (settings included): no job holds a copy.
+        self.taker = QueueTaker(ctx=self.ctx, max_workers=config.max_workers, spec_of=load_spec) if config.scan else None
         self.ctx.seats = self.taker
         self.claimer = SlotClaimer(ctx=self.ctx)
         self.fired = FiredSlots(ctx=self.ctx, jobs=self.jobs, claimer=self.claimer)
         self.scheduler.add_listener(self.fired.on_max_instances, EVENT_JOB_MAX_INSTANCES)
-        self._startup_writes: threading.Thread | None = None
+        self._writes_stop = threading.Event()  # at the end of the shutdown's grace time
+        self.writes = StartupWrites(instance_id=config.instance_id, grace=config.misfire_grace, stop=self._writes_stop)
+        # A --scans-only instance holds no shards and loads no jobs.
+        self.keeper = ShardKeeper(config=config, jobs=self.jobs, writes=self.writes, clock=self.executor.db_now,
+                                  stop=self.stop_event) if config.fire else None
         self.chores = housekeeping.chores(config, clock=self.executor.db_now)
 
     # The executor's callbacks, bound before FiredSlots exists.
@@ -107,20 +117,19 @@ class SchedulerService:
                     "" if self.ctx.locks.backend == "redis" else " (no Redis configured: single instance only)")
         self._measure_skew()
         self.feed.begin()
-        # A scans-only instance loads the jobs too (the snapshots its scans
-        # run with) but never starts firing them.
-        self.jobs.load(iter_specs(), now=datetime.now(dt_timezone.utc))
-        if config.fire:
-            # Bookkeeping writes (100,000 next_run values on a first start) need
-            # not hold up the firing of slots.
-            now = self.executor.db_now()
-            fires = startup.next_runs(specs=self.jobs.specs(), now=now)
-            self._startup_writes = threading.Thread(
-                target=with_fresh_connections(startup.write_startup_records), name="startup-writes",
-                kwargs={"instance_id": self.instance_id, "fires": fires, "grace": config.misfire_grace, "now": now},
-                daemon=True)
-            self._startup_writes.start()
+        loading = time.monotonic()
+        if self.keeper is not None:
+            self.keeper.begin()
+            self.keeper.keep()  # this instance's share, loaded (alone: every shard)
+        self._beat()
+        held = len(self.keeper.leased) if self.keeper is not None else 0
+        logger.info("Loaded %d enabled schedules of %d shard(s) in %.2f s%s", len(self.jobs), held,
+                    time.monotonic() - loading, "" if config.fire else " (scans only: no shards, no jobs)")
+        if self.keeper is not None:
             self.scheduler.start()
+            # Bookkeeping writes (next_run values) need not hold up the firing of slots.
+            self.loops.start("startup-writes", self.writes.run_until_stopped)
+            self.loops.every("shard-leases", config.lease_pass, self.keeper.keep, at_once=False)
         self._add_main_loop_passes()
         self.loops.every("lock-watchdog", config.heartbeat_interval, lambda: renew_running(self.ctx),
                          until=self._watchdog_stop, at_once=False)
@@ -188,10 +197,9 @@ class SchedulerService:
             running_now=len(self.ctx.running),
             status={"jobs": jobs, "locks": self.ctx.locks.backend, "redis_down": self.ctx.redis_outage.is_down,
                     "feed": self.feed.describe(), "roles": [r for r, on in (("fire", fire), ("scan", scan)) if on],
+                    "shards": sorted(self.keeper.leased) if self.keeper is not None else [],
                     "dead_loops": self.loops.dead},
         )
-        if fire and self.ctx.slot_gate is not None:
-            self.ctx.slot_gate.shared = instances.others_fire(instance_id=self.instance_id)
 
     def _api_sync(self) -> dict | None:
         """One interval's import, by this runtime's own switch and interval (not the settings read again)."""
@@ -209,11 +217,15 @@ class SchedulerService:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         deadline = time.monotonic() + grace
-        if self._startup_writes is not None:
-            # A stop right after start must not lose the records of missed slots.
-            self._startup_writes.join(max(deadline - time.monotonic(), 0))
-        while self.ctx.running and time.monotonic() < deadline:
+        if self.keeper is not None:
+            try:
+                self.keeper.release_all()
+            except DatabaseError as exc:  # they expire instead
+                logger.warning("Could not release the shard leases: %s", exc)
+        # Start-up writes go on meanwhile; what is left is the next owner's.
+        while (self.ctx.running or not self.writes.idle()) and time.monotonic() < deadline:
             time.sleep(0.05)
+        self._writes_stop.set()
         with self.ctx.running_mutex:
             left = list(self.ctx.running.values())
         self._watchdog_stop.set()
