@@ -21,10 +21,13 @@ from apscheduler.util import datetime_to_utc_timestamp
 _NO_KWARGS: dict = {}  # shared: APScheduler never changes a job's kwargs
 
 
+_NEVER = float("inf")
+
+
 def _order(entry: tuple[Job, float | None]) -> tuple[float, str]:
     """MemoryJobStore's order: by next run time (none: last), then id."""
-    job, timestamp = entry
-    return (float("inf") if timestamp is None else timestamp, job.id)
+    timestamp = entry[1]
+    return (_NEVER if timestamp is None else timestamp, entry[0].id)
 
 
 class ShardJobStore(MemoryJobStore):
@@ -49,7 +52,7 @@ class ShardJobStore(MemoryJobStore):
             clashing = next((job.id for job in jobs if job.id in self._jobs_index), None)
             if clashing is not None:
                 raise ConflictingIdError(clashing)
-            self._jobs_index.update((job.id, (job, timestamp)) for job, timestamp in entries)
+            self._jobs_index.update((entry[0].id, entry) for entry in entries)  # one tuple for both
             # Two sorted runs: Timsort merges them in linear time.
             self._jobs = sorted([*self._jobs, *sorted(entries, key=_order)], key=_order)
 

@@ -18,13 +18,13 @@ from scanner_project import metrics
 from schedules import shards
 from schedules.runtime.config import RuntimeConfig
 from schedules.runtime.job_table import JobTable
-from schedules.runtime.startup import ShardRecords, StartupWrites, next_runs
+from schedules.runtime.startup import ShardRecords, StartupWrites
 
 logger = logging.getLogger("schedules.runtime")
 
-# Shards taken and loaded in one step; then the leases are renewed and the
-# members counted again, so instances that start together share at once
-# instead of the first one loading everything.
+# Shards taken and loaded in one step (a sixteenth of them); then the leases
+# are renewed and the members counted again, so instances that start
+# together share at once instead of the first one loading everything.
 STEP_SHARDS = 16
 
 
@@ -127,7 +127,7 @@ class ShardKeeper:
                   for shard, renewed in taken.items()}
         self.leased |= taken.keys()
         loaded = self.jobs.load_shards(starts, now=now)
-        self.writes.add(ShardRecords(shards=sorted(taken), fires=next_runs(specs=loaded, now=now), now=now))
+        self.writes.add(ShardRecords(shards=sorted(taken), specs=loaded, now=now))
         logger.info("Took %d shard(s): %s (%d held)", len(taken), shards.describe_shards(sorted(taken)),
                     len(self.leased))
         return len(taken)

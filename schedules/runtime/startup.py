@@ -28,10 +28,10 @@ WRITE_BATCH = 1000
 
 @dataclass(frozen=True)
 class ShardRecords:
-    """What to write for shards just taken: their first fire times, as of ``now``."""
+    """What to write for shards just taken: the specs loaded, as of ``now``."""
 
     shards: list[int]
-    fires: dict[uuid.UUID, datetime | None]
+    specs: list[JobSpec]
     now: datetime
 
 
@@ -69,11 +69,13 @@ class StartupWrites:
         """True if all of it was written (False: stopped, or the database is away)."""
         done = record_downtime_misses(instance_id=self.instance_id, grace=self.grace, now=records.now,
                                       shards=records.shards, stop=self.stop)
-        done = done and write_next_runs(fires=records.fires, shards=records.shards, now=records.now,
+        # Computed here, off the shard keeper's thread: taking shards is what holds up firing.
+        fires = next_runs(specs=records.specs, now=records.now)
+        done = done and write_next_runs(fires=fires, shards=records.shards, now=records.now,
                                         grace=self.grace, stop=self.stop)
         if done:
             logger.info("Start-up records written for %d shard(s): missed slots and %d next run times",
-                        len(records.shards), len(records.fires))
+                        len(records.shards), len(fires))
         return done
 
 
