@@ -358,6 +358,33 @@ def startup_run(run: int, args, log_dir: str, offset: float, baseline_mb: float)
     }
 
 
+def stop_member_during_start(args, log_dir: str, offset: float) -> None:
+    """Start the fleet together and SIGTERM one of its members ``offset`` s
+    after its process start, whatever it is doing (taking shards, loading,
+    writing start-up records): it must exit within SHUTDOWN_GRACE_SECONDS."""
+    reset_runtime_tables()
+    fleet = [Instance(f"stop-{offset:g}-{n}", log_dir, {}) for n in range(args.instances)]
+    victim = fleet[0]
+    try:
+        while time.monotonic() < victim.started + offset and victim.alive():
+            victim.read_log()
+            time.sleep(0.01)
+        victim.read_log()
+        doing = "after loading" if victim.loaded else f"while loading ({victim.jobs_in_all} jobs added so far)"
+        sigterm_and_time([victim], SHUTDOWN_GRACE + 60)
+        within = victim.exit_seconds is not None and victim.exit_seconds <= SHUTDOWN_GRACE
+        print(f"SIGTERM to a member {offset:g} s after its start, {doing}: exited in {victim.exit_seconds:.2f} s, "
+              f"code {victim.process.returncode}; within SHUTDOWN_GRACE_SECONDS ({SHUTDOWN_GRACE:g} s): {within}",
+              flush=True)
+        wait_loaded(fleet[1:], args.timeout)
+        took = wait_stable([inst.name for inst in fleet[1:]], args.timeout)
+        print(f"  the other {len(fleet) - 1} hold every shard {took - victim.started:.1f} s after the victim's start"
+              if took is not None else "  the others never held every shard", flush=True)
+        sigterm_and_time(fleet[1:], SHUTDOWN_GRACE + 60)
+    finally:
+        kill_leftovers(fleet)
+
+
 def fmt(values, spec: str = ".2f", unit: str = "") -> str:
     return ", ".join("-" if v is None else f"{v:{spec}}{unit}" for v in values)
 
@@ -389,6 +416,8 @@ def startup(args) -> None:
                 r = startup_run(run, args, log_dir, offsets[run % len(offsets)], baseline["mb"])
                 results.append(r)
                 print_startup_run(run, r)
+            for offset in [float(v) for v in args.stop_member_after.split(",") if v.strip()]:
+                stop_member_during_start(args, log_dir, offset)
         finally:
             if not args.keep:
                 truncate_schedules()
@@ -665,6 +694,9 @@ def main() -> None:
     p.add_argument("--sigterm-after", default="2,5,10,20",
                    help="seconds after its process start to SIGTERM the extra instance, cycled over the runs")
     p.add_argument("--baseline-mb", type=float, help="VmHWM of an instance holding no schedule (default: measure it)")
+    p.add_argument("--stop-member-after", default="",
+                   help="after the runs: start the fleet again and SIGTERM one member this many s after its start "
+                        "(comma-separated, one fleet each)")
     p.add_argument("--keep", action="store_true", help="leave the schedules in place at the end")
     p.add_argument("--reuse", action="store_true", help="skip seeding when the table already has --schedules rows")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for loading and a stable lease table")

@@ -56,6 +56,7 @@ class SchedulerService:
         self.exit_code = 0
         self.started_at: datetime | None = None
         self.stop_event = threading.Event()
+        self._stop_requested_at: float | None = None
         self._watchdog_stop = threading.Event()  # later than stop_event: running scans keep their locks
         self.db_skew = 0.0  # seconds this clock is ahead of the database's (see fire.py)
         skip_checkout_health_checks()
@@ -175,6 +176,10 @@ class SchedulerService:
             self.shutdown()
 
     def request_stop(self) -> None:
+        # The shutdown's grace time counts from here (a signal handler only
+        # sets this), not from when a start-up step in progress lets go.
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
         self.stop_event.set()
 
     def tick(self) -> None:
@@ -211,19 +216,26 @@ class SchedulerService:
 
     def shutdown(self, grace: float | None = None) -> None:
         grace = self.config.shutdown_grace if grace is None else grace
-        self.stop_event.set()
+        self.request_stop()
         logger.info("Stopping: no new slots; waiting up to %.0f s for %d running scan(s); queued slots stay "
                     "queued for the other instances", grace, len(self.ctx.running))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + grace
+        deadline = self._stop_requested_at + grace
         if self.keeper is not None:
             try:
                 self.keeper.release_all()
             except DatabaseError as exc:  # they expire instead
                 logger.warning("Could not release the shard leases: %s", exc)
-        # Start-up writes go on meanwhile; what is left is the next owner's.
-        while (self.ctx.running or not self.writes.idle()) and time.monotonic() < deadline:
+        # Start-up writes go on meanwhile, but stop early enough for the exit
+        # to stay within the grace time (what is left is the next owner's).
+        writes_until = deadline - min(5.0, grace / 4)
+        while self.ctx.running or not self.writes.idle():
+            now = time.monotonic()
+            if now >= writes_until and not self._writes_stop.is_set():
+                self._writes_stop.set()
+            if now >= deadline or (not self.ctx.running and self._writes_stop.is_set()):
+                break
             time.sleep(0.05)
         self._writes_stop.set()
         with self.ctx.running_mutex:
