@@ -162,14 +162,22 @@ def spec_from_row(row: tuple, *, keep_settings: bool = True) -> JobSpec:
     ``keep_settings``. Raises TimeConfigError for a time config stored
     without validation."""
     schedule_id, domain, config_id, frequency, time_config_text, tz, spread_minutes, row_hash, shard = row[:9]
-    offset = spread_offset(schedule_id, spread_minutes)
     canonical, time_config = _job_key(frequency, time_config_text, tz)
+    settings = _merged_settings(row[9:9 + len(SETTINGS_COLUMNS)]) if keep_settings else None
+    return _spec(schedule_id, domain, config_id, frequency, canonical, time_config, tz, spread_minutes, row_hash,
+                 shard, settings)
+
+
+def _merged_settings(columns: tuple) -> dict:
+    own_settings, *profile_settings = columns
+    return Schedule.merged_scan_settings(ScanProfile.scan_settings_of(*profile_settings), own_settings)
+
+
+def _spec(schedule_id: uuid.UUID, domain: str, config_id: str, frequency: str, canonical_key: str, time_config: dict,
+          tz: str, spread_minutes: int | None, row_hash: str, shard: int, settings: dict | None) -> JobSpec:
+    offset = spread_offset(schedule_id, spread_minutes)
     # The offset is part of the key: a new spread moves the fire times.
-    key = sys.intern(canonical + (f" +{offset}s" if offset else ""))
-    settings = None
-    if keep_settings:
-        own_settings, *profile_settings = row[9:9 + len(SETTINGS_COLUMNS)]
-        settings = Schedule.merged_scan_settings(ScanProfile.scan_settings_of(*profile_settings), own_settings)
+    key = sys.intern(canonical_key + (f" +{offset}s" if offset else ""))
     return JobSpec(
         schedule_id=schedule_id,
         domain=domain,
@@ -231,8 +239,27 @@ def enabled_digests(*, shards: list[int] | None = None) -> Iterator[tuple[uuid.U
 
 
 def load_spec(schedule_id: uuid.UUID) -> JobSpec | None:
-    """The spec of one enabled schedule, or None if it is gone or disabled."""
-    return next(iter_specs(Schedule.objects.filter(schedule_id=schedule_id, enabled=True)), None)
+    """The spec of one enabled schedule, settings included, or None if it is
+    gone or disabled: what a run reads when its slot runs."""
+    return load_specs([schedule_id]).get(schedule_id)
+
+
+def load_specs(schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, JobSpec]:
+    """The specs of these schedules that are enabled, settings included, in
+    one query: the slots a claim or a take starts together read them at
+    once. No digest (a run needs none) and no casts."""
+    rows = (Schedule.objects.filter(schedule_id__in=schedule_ids, enabled=True).order_by()
+            .values_list(*JOB_COLUMNS, "shard", *SETTINGS_COLUMNS))
+    specs = {}
+    for row in rows:
+        schedule_id, domain, config_id, frequency, time_config, tz, spread_minutes, shard = row[:8]
+        try:
+            specs[schedule_id] = _spec(schedule_id, domain, config_id, frequency,
+                                       trigger_key(frequency, time_config, tz), time_config, tz, spread_minutes, "",
+                                       shard, _merged_settings(row[8:]))
+        except TimeConfigError as exc:
+            logger.error("Schedule %s is not loaded: %s", schedule_id, exc)
+    return specs
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from schedules.hooks import pause_source
 from schedules.runtime.context import RunContext, RunningScan, log_extra
 from schedules.runtime.finish import finish
 from schedules.runtime.lock import run_locked
-from schedules.runtime.specs import JobSpec
+from schedules.runtime.specs import JobSpec, load_specs
 
 logger = logging.getLogger("schedules.runtime")
 
@@ -62,6 +62,7 @@ class QueueTaker:
         rows: list[dict] = []
         try:
             rows = queue_store.take_queued(instance_id=self.ctx.instance_id, limit=seats, now=self.ctx.clock())
+            with_specs(rows)
         finally:
             self.unreserve(seats - len(rows))
         for row in rows:
@@ -110,12 +111,22 @@ class QueueTaker:
         self.pool.shutdown(wait=False)
 
 
+def with_specs(rows: list[dict]) -> None:
+    """Each row's schedule snapshot, settings included, read for all the
+    rows started together in one query (``row["spec"]``; None: gone or
+    disabled). Read as the rows start, so each run has the current settings."""
+    if rows:
+        specs = load_specs([row["schedule_id"] for row in rows])
+        for row in rows:
+            row["spec"] = specs.get(row["schedule_id"])
+
+
 def run_taken(ctx: RunContext, row: dict, *, spec_of: Callable[[uuid.UUID], JobSpec | None]) -> str:
     """Run one row this instance took from the queue (queue_store.take_queued)
-    with the schedule's current snapshot."""
+    with the schedule's current snapshot (read with the row, or now)."""
     execution_id, scheduled_for = row["execution_id"], row["scheduled_for"]
     try:
-        spec = spec_of(row["schedule_id"])
+        spec = row["spec"] if "spec" in row else spec_of(row["schedule_id"])
         if ctx.stop.is_set():
             # Taken just as this instance began to stop: back to the queue,
             # for another instance; queued work is never interrupted.
