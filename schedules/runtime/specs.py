@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Iterator
 
 from apscheduler.triggers.base import BaseTrigger
+from django.db import connections
 from django.db.models import Case, F, Func, QuerySet, TextField, When
 from django.db.models.functions import MD5, Cast, JSONObject
 
@@ -244,14 +245,50 @@ def load_spec(schedule_id: uuid.UUID) -> JobSpec | None:
     return load_specs([schedule_id]).get(schedule_id)
 
 
+# A run's read, compiled once per number of ids: Django compiles a query
+# anew each time, and for this one (a join, 14 columns) that cost a no-op
+# slot more than the rest of its path (1.3 ms of CPU against 0.3 ms).
+_RUN_QUERIES: dict[tuple[str, int], tuple[str, list, int, object, list]] = {}
+RUN_QUERY_IDS_MAX = 64
+
+
+def _run_rows(schedule_ids: list[uuid.UUID]) -> list[tuple]:
+    ids = list(dict.fromkeys(schedule_ids))
+    if not ids:
+        return []
+    if len(ids) > RUN_QUERY_IDS_MAX:
+        return [row for start in range(0, len(ids), RUN_QUERY_IDS_MAX)
+                for row in _run_rows(ids[start:start + RUN_QUERY_IDS_MAX])]
+    connection = connections[Schedule.objects.db]
+    key = (connection.alias, len(ids))
+    compiled = _RUN_QUERIES.get(key)
+    if compiled is None:
+        placeholders = [uuid.UUID(int=n + 1) for n in range(len(ids))]
+        query = (Schedule.objects.filter(schedule_id__in=placeholders, enabled=True).order_by()
+                 .values_list(*JOB_COLUMNS, "shard", *SETTINGS_COLUMNS)).query
+        compiler = query.get_compiler(connection=connection)
+        sql, params = compiler.as_sql()
+        prepared = [Schedule._meta.pk.get_db_prep_value(p, connection) for p in placeholders]
+        params = list(params)
+        first = next(n for n in range(len(params)) if params[n:n + len(prepared)] == prepared)
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        compiled = (sql, list(params), first, compiler, converters)
+        _RUN_QUERIES[key] = compiled
+    sql, params, first, compiler, converters = compiled
+    params = list(params)
+    params[first:first + len(ids)] = [Schedule._meta.pk.get_db_prep_value(i, connection) for i in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return list(compiler.apply_converters(rows, converters)) if converters else rows
+
+
 def load_specs(schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, JobSpec]:
     """The specs of these schedules that are enabled, settings included, in
     one query: the slots a claim or a take starts together read them at
     once. No digest (a run needs none) and no casts."""
-    rows = (Schedule.objects.filter(schedule_id__in=schedule_ids, enabled=True).order_by()
-            .values_list(*JOB_COLUMNS, "shard", *SETTINGS_COLUMNS))
     specs = {}
-    for row in rows:
+    for row in _run_rows(schedule_ids):
         schedule_id, domain, config_id, frequency, time_config, tz, spread_minutes, shard = row[:8]
         try:
             specs[schedule_id] = _spec(schedule_id, domain, config_id, frequency,
