@@ -84,3 +84,30 @@ def test_a_slot_fired_early_by_a_clock_ahead_of_the_database_waits_until_it_is_d
 def test_slots_are_on_time_without_skew():
     executor, ran, unrun = make(coalesce=True, now=T0)
     assert executor.db_now() == T0
+
+
+def test_a_batch_with_a_slot_not_yet_due_by_the_database_runs_that_slot_when_it_is():
+    """A clock ahead by more than an interval hands over a slot that is due
+    with one that is not (by the database's clock): the due one runs at once,
+    the other when it is due, not early (claimed early, it would find its
+    schedule's previous run still holding the lock)."""
+    import threading
+    import time
+
+    ran = []
+    executor = SlotExecutor(max_workers=2, coalesce=True, skew=lambda: 1.0,
+                            on_slot=lambda job, slot, fired_at: ran.append((slot, time.monotonic())),
+                            on_unrun_slot=lambda job, slot, reason: None)
+    executor.start(SimpleNamespace(_create_lock=threading.RLock), "default")
+    job = SimpleNamespace(id="schedule:y", misfire_grace_time=30, max_instances=1, kwargs={})
+    now = datetime.now(timezone.utc)
+    due, not_yet = now - timedelta(seconds=1.5), now + timedelta(seconds=0.1)  # by the database: -2.5 s, +0.9 s
+    fired = time.monotonic()
+    executor.submit_job(job, [due, not_yet])
+    deadline = time.monotonic() + 5
+    while len(ran) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    executor.shutdown()
+    assert [s for s, _ in ran] == [due, not_yet]
+    assert ran[0][1] - fired < 0.5, "the due slot is not held back"
+    assert ran[1][1] - fired >= 0.8, "the other waits until it is due by the database's clock"

@@ -55,12 +55,12 @@ class SlotExecutor(ThreadPoolExecutor):
         return self.clock() - timedelta(seconds=self.skew())
 
     def _do_submit_job(self, job, run_times):
-        early = (min(run_times) - self.db_now()).total_seconds()
-        if early > EARLY_TOLERANCE:
+        # By this host's clock all of run_times are due; by the database's,
+        # those ahead of it are not, and wait (a clock ahead by more than an
+        # interval hands over a slot that is due with one that is not).
+        run_times = self._hold_early(job, run_times)
+        if not run_times:
             self._run_job_success(job.id, [])
-            timer = threading.Timer(early, self._submit_when_due, (job, list(run_times)))
-            timer.daemon = True
-            timer.start()
             return
 
         def done(future):
@@ -72,7 +72,21 @@ class SlotExecutor(ThreadPoolExecutor):
 
         self._pool.submit(self._run_slots, job, list(run_times), self.db_now()).add_done_callback(done)
 
+    def _hold_early(self, job, run_times: list[datetime]) -> list[datetime]:
+        """The slots due by the database's clock; the others wait on a timer
+        until the first of them is due, then are split again."""
+        now = self.db_now()
+        early = sorted(t for t in run_times if (t - now).total_seconds() > EARLY_TOLERANCE)
+        if early:
+            timer = threading.Timer((early[0] - now).total_seconds(), self._submit_when_due, (job, early))
+            timer.daemon = True
+            timer.start()
+        return [t for t in run_times if t not in early]
+
     def _submit_when_due(self, job, run_times: list[datetime]) -> None:
+        run_times = self._hold_early(job, run_times)
+        if not run_times:
+            return
         try:
             future = self._pool.submit(self._run_slots, job, run_times, self.db_now())
         except RuntimeError:  # the pool was shut down: this instance is stopping
